@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: GPL-2.0
+# Common helpers for the workbench scripts.  Source it; do not run it.
+# shellcheck shell=bash disable=SC2034 # variables used by the sourcing scripts
+
+set -euo pipefail
+
+WB_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export WB_TOP
+# shellcheck source=scripts/base.env
+. "${WB_BASE_ENV:-$WB_TOP/scripts/base.env}"
+
+# Everything below can be overridden from the environment (the workbench's
+# own tests point them at a small scratch repository).
+KERNEL_DIR=${KERNEL_DIR:-$WB_TOP/kernel}
+BUILD_DIR=${BUILD_DIR:-$WB_TOP/build}
+# The quilt: QUILT_DIR/series lists QUILT_DIR/patches/<topic>/*.patch.
+QUILT_DIR=${QUILT_DIR:-$WB_TOP}
+SERIES_FILE=$QUILT_DIR/series
+PATCHES_DIR=$QUILT_DIR/patches
+# Ref in $KERNEL_DIR that names the pristine base, and the branch that
+# carries the applied quilt.
+BASE_REF=${BASE_REF:-refs/tags/v$BASE_VERSION}
+SERIES_BRANCH=${SERIES_BRANCH:-series}
+# git notes ref that records which topic a commit of $SERIES_BRANCH belongs to.
+TOPIC_NOTES=refs/notes/wb-topic
+
+WB_PROG=$(basename "$0")
+WB_T0=$(date +%s)
+
+die() {
+	printf '%s: error: %s\n' "$WB_PROG" "$*" >&2
+	exit 1
+}
+
+warn() {
+	printf '%s: warning: %s\n' "$WB_PROG" "$*" >&2
+}
+
+info() {
+	printf '%s: %s\n' "$WB_PROG" "$*" >&2
+}
+
+# stage NAME: announce a long step with the time elapsed since the script began.
+stage() {
+	local now
+	now=$(date +%s)
+	printf '==> [%s +%dm%02ds] %s\n' "$WB_PROG" $(((now - WB_T0) / 60)) \
+		$(((now - WB_T0) % 60)) "$*" >&2
+}
+
+# need TOOL DEBIAN_PACKAGE: stop with the package to install when TOOL is missing.
+need() {
+	command -v "$1" >/dev/null 2>&1 ||
+		die "'$1' not found: install the Debian package '$2' (or run 'make deps')"
+}
+
+# kgit ARGS...: git inside the kernel repository.
+kgit() {
+	git -C "$KERNEL_DIR" "$@"
+}
+
+# base_commit: the commit $BASE_REF points to, or stop.
+base_commit() {
+	kgit rev-parse -q --verify "$BASE_REF^{commit}" 2>/dev/null ||
+		die "base $BASE_REF not found in $KERNEL_DIR: run 'make base' first"
+}
+
+# series_patches: the patch paths listed in $SERIES_FILE, in order.
+series_patches() {
+	[ -f "$SERIES_FILE" ] || return 0
+	grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$SERIES_FILE" || true
+}
