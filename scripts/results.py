@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Read what a test run printed and count it.
+
+KTAP is parsed with the kernel's own parser (tools/testing/kunit's
+kunit_parser).  run_kselftest.sh nests each program's KTAP under a "# "
+prefix at the same level as its own result lines, which kunit_parser cannot
+tell apart when a program dies half way; so the runner's output is first cut
+into one document per program, and the runner's verdict (exit code,
+TIMEOUT) is added to what the program's own KTAP said.
+
+The kernel console is searched for splats (WARNING, BUG, Oops, lockdep,
+RCU stalls, hung tasks, soft lockups, KASAN/UBSAN): any one fails the run.
+
+Subcommands:
+  ktap FILE [--name NAME]          results of one KTAP document
+  kselftest FILE [--logs DIR]      results of run_kselftest.sh output
+  kunit CONSOLE                    results of KUnit suites in a console log
+  splats CONSOLE                   list the splats in a console log
+Each prints TSV records (name, passed, failed, skipped, note) on stdout,
+or with --tsv FILE appends them there prefixed with the topic from --topic.
+"""
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Tuple
+
+WB_TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KERNEL_DIR = os.environ.get('KERNEL_DIR', os.path.join(WB_TOP, 'kernel'))
+sys.path.insert(0, os.path.join(KERNEL_DIR, 'tools', 'testing', 'kunit'))
+# pylint: disable=wrong-import-position
+import kunit_parser  # noqa: E402
+import kunit_printer  # noqa: E402
+
+
+@dataclass
+class Result:
+	"""Counts of one test program or suite."""
+	name: str
+	passed: int = 0
+	failed: int = 0
+	skipped: int = 0
+	note: str = ''
+
+	def tsv(self) -> str:
+		"""One TSV record."""
+		return (f'{self.name}\t{self.passed}\t{self.failed}\t'
+			f'{self.skipped}\t{self.note}')
+
+
+def counts_of(test: kunit_parser.Test) -> Tuple[int, int, int]:
+	"""passed, failed (including crashed and parse errors), skipped."""
+	c = test.counts
+	failed = c.failed + c.crashed
+	if c.errors and failed == 0:
+		failed = 1		# a malformed or truncated document
+	if test.status in (kunit_parser.TestStatus.FAILURE_TO_PARSE_TESTS,
+			   kunit_parser.TestStatus.NO_TESTS) and failed == 0:
+		failed = 1
+	return c.passed, failed, c.skipped
+
+
+def parse_ktap(lines: Iterable[str], name: str) -> Result:
+	"""Results of one KTAP document (a test program's output)."""
+	test = kunit_parser.parse_run_tests(list(lines), kunit_printer.null_printer)
+	passed, failed, skipped = counts_of(test)
+	note = ''
+	if test.status == kunit_parser.TestStatus.FAILURE_TO_PARSE_TESTS:
+		note = 'no KTAP output'
+	elif test.counts.crashed or test.counts.errors:
+		note = 'crashed or incomplete KTAP'
+	return Result(name, passed, failed, skipped, note)
+
+
+RUNNER_RESULT = re.compile(r'^(ok|not ok) (\d+) selftests: (\S+): (\S+)(?: # (.*))?$')
+RUNNER_HEADER = re.compile(r'^# selftests: (\S+): (\S+)$')
+
+
+def split_kselftest(text: str) -> List[Tuple[str, List[str], Optional[re.Match[str]]]]:
+	"""Cut run_kselftest.sh output into (name, program lines, runner result)."""
+	out: List[Tuple[str, List[str], Optional[re.Match[str]]]] = []
+	name: Optional[str] = None
+	body: List[str] = []
+	for line in text.splitlines():
+		m = RUNNER_HEADER.match(line)
+		if m:
+			if name is not None:
+				out.append((name, body, None))
+			name, body = f'{m.group(1)}:{m.group(2)}', []
+			continue
+		m = RUNNER_RESULT.match(line)
+		if m and name is not None:
+			out.append((name, body, m))
+			name, body = None, []
+			continue
+		if name is not None and line.startswith('#'):
+			body.append(line[2:] if line.startswith('# ') else line[1:])
+	if name is not None:
+		out.append((name, body, None))
+	return out
+
+
+def parse_kselftest(text: str, logs: Optional[str] = None) -> List[Result]:
+	"""Results of each program run by run_kselftest.sh."""
+	results = []
+	for name, body, verdict in split_kselftest(text):
+		if logs:
+			path = os.path.join(logs, name.replace(':', '/') + '.log')
+			os.makedirs(os.path.dirname(path), exist_ok=True)
+			with open(path, 'w', encoding='utf-8') as f:
+				f.write('\n'.join(body) + '\n')
+		has_ktap = any(kunit_parser.TAP_START.match(l) or
+			       kunit_parser.KTAP_START.match(l) for l in body)
+		if has_ktap:
+			r = parse_ktap(body, name)
+		else:
+			r = Result(name)
+		if verdict is None:
+			r.failed += 1
+			r.note = 'no result from run_kselftest.sh (guest died?)'
+		elif verdict.group(1) == 'not ok':
+			directive = verdict.group(5) or 'failed'
+			if r.failed == 0:
+				r.failed = 1	# the program failed without saying which test
+			r.note = '; '.join(x for x in (r.note, directive) if x)
+		elif (verdict.group(5) or '').startswith('SKIP'):
+			if not has_ktap:
+				r.skipped = 1
+			r.note = r.note or 'SKIP'
+		elif not has_ktap:
+			r.passed = 1
+		results.append(r)
+	return results
+
+
+def parse_kunit(console: str) -> List[Result]:
+	"""Results of each KUnit suite reported on the console."""
+	lines = console.splitlines()
+	if not any(kunit_parser.KTAP_START.search(l) or
+		   kunit_parser.EXECUTOR_ERROR.search(l) for l in lines):
+		return []
+	test = kunit_parser.parse_run_tests(lines, kunit_printer.null_printer)
+	results = []
+	for suite in test.subtests:
+		passed, failed, skipped = counts_of(suite)
+		results.append(Result(f'kunit:{suite.name}', passed, failed, skipped,
+				      '' if suite.ok_status() else str(suite.status.name)))
+	if not results:
+		passed, failed, skipped = counts_of(test)
+		results.append(Result('kunit', passed, failed, skipped, 'no suites'))
+	return results
+
+
+SPLAT_PATTERNS = [
+	r'WARNING: CPU: \d+ PID: \d+ at ',
+	r'WARNING: (possible|inconsistent|suspicious|bad unlock|held lock|lock held|'
+	r'circular|nested lock|possible recursive|possible irq)',
+	r'BUG: ',
+	r'kernel BUG at ',
+	r'Oops: ',
+	r'general protection fault',
+	r'Kernel panic - not syncing',
+	r'INFO: task \S+ blocked for more than \d+ seconds',
+	r'INFO: rcu_\w+ (self-)?detected stall',
+	r'rcu: INFO: rcu_\w+ (self-)?detected stall',
+	r'INFO: trying to register non-static key',
+	r'DEBUG_LOCKS_WARN_ON',
+	r'UBSAN: ',
+	r'KASAN: ',
+	r'kmemleak: \d+ new suspected memory leaks',
+]
+SPLAT = re.compile('|'.join(f'(?:{p})' for p in SPLAT_PATTERNS))
+# A register dump belongs to the report printed just before it; alone, it
+# is a splat of its own.
+RIP = re.compile(r'RIP: 00\d\d:')
+RIP_WINDOW = 30
+TIMESTAMP = re.compile(r'^\[\s*\d+\.\d+\]\s*')
+
+
+def find_splats(console: str) -> List[Tuple[int, str]]:
+	"""(line number, line) of the first line of each splat in a console log."""
+	found: List[Tuple[int, str]] = []
+	for n, line in enumerate(console.splitlines(), 1):
+		text = TIMESTAMP.sub('', line).strip()
+		if SPLAT.search(text):
+			found.append((n, text))
+		elif RIP.search(text) and not (found and n - found[-1][0] <= RIP_WINDOW):
+			found.append((n, text))
+	return found
+
+
+def main(argv: List[str]) -> int:
+	"""Command line entry point."""
+	ap = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+	ap.add_argument('what', choices=['ktap', 'kselftest', 'kunit', 'splats'])
+	ap.add_argument('file')
+	ap.add_argument('--name', default=None, help='name of a KTAP document')
+	ap.add_argument('--logs', default=None, help='directory for per-test logs')
+	args = ap.parse_args(argv[1:])
+	with open(args.file, encoding='utf-8', errors='replace') as f:
+		text = f.read()
+	if args.what == 'splats':
+		splats = find_splats(text)
+		for n, line in splats:
+			print(f'{args.file}:{n}: {line}')
+		return 1 if splats else 0
+	if args.what == 'ktap':
+		name = args.name or os.path.basename(args.file)
+		results = [parse_ktap(text.splitlines(), name)]
+	elif args.what == 'kselftest':
+		results = parse_kselftest(text, args.logs)
+	else:
+		results = parse_kunit(text)
+	for r in results:
+		print(r.tsv())
+	return 1 if any(r.failed for r in results) else 0
+
+
+if __name__ == '__main__':
+	sys.exit(main(sys.argv))

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Tests of the workbench's Python scripts (results, cover, summary).
+
+Run directly: prints KTAP, one result per test method.
+"""
+
+import os
+import sys
+import traceback
+import unittest
+from types import TracebackType
+from typing import List, Tuple, Type, Union
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+# pylint: disable=wrong-import-position
+import cover  # noqa: E402
+import results  # noqa: E402
+import summary  # noqa: E402
+
+
+def data(name: str) -> str:
+	"""Contents of a sample file."""
+	with open(os.path.join(HERE, 'data', name), encoding='utf-8') as f:
+		return f.read()
+
+
+class KselftestTest(unittest.TestCase):
+	"""run_kselftest.sh output: nesting, SKIP, TIMEOUT, crash."""
+
+	def setUp(self) -> None:
+		self.r = {r.name: r for r in results.parse_kselftest(data('kselftest-nested.ktap'))}
+
+	def test_programs_found(self) -> None:
+		self.assertEqual(list(self.r), ['iommu:iommufd', 'iommu:iommufd_fail_nth',
+						'vfio_dmabuf:vfio_dmabuf_test', 'mm:slow'])
+
+	def test_nested_counts_with_skip_and_failure(self) -> None:
+		r = self.r['iommu:iommufd']
+		self.assertEqual((r.passed, r.failed, r.skipped), (2, 1, 1))
+		self.assertIn('exit=1', r.note)
+
+	def test_all_passing(self) -> None:
+		r = self.r['iommu:iommufd_fail_nth']
+		self.assertEqual((r.passed, r.failed, r.skipped, r.note), (3, 0, 0, ''))
+
+	def test_crashed_program_counts_missing_tests(self) -> None:
+		r = self.r['vfio_dmabuf:vfio_dmabuf_test']
+		self.assertEqual((r.passed, r.failed, r.skipped), (2, 3, 0))
+		self.assertIn('exit=139', r.note)
+
+	def test_timeout(self) -> None:
+		r = self.r['mm:slow']
+		self.assertEqual((r.passed, r.failed), (1, 1))
+		self.assertIn('TIMEOUT 45 seconds', r.note)
+
+	def test_no_verdict_means_guest_died(self) -> None:
+		text = 'TAP version 13\n1..1\n# selftests: a: b\n# TAP version 13\n# 1..2\n# ok 1 x\n'
+		(r,) = results.parse_kselftest(text)
+		self.assertEqual(r.name, 'a:b')
+		self.assertGreaterEqual(r.failed, 1)
+		self.assertIn('guest died', r.note)
+
+	def test_program_without_ktap(self) -> None:
+		text = ('TAP version 13\n1..2\n# selftests: a: plain\n# hello\n'
+			'ok 1 selftests: a: plain\n# selftests: a: skipper\n'
+			'ok 2 selftests: a: skipper # SKIP\n')
+		r = {x.name: x for x in results.parse_kselftest(text)}
+		self.assertEqual((r['a:plain'].passed, r['a:plain'].failed), (1, 0))
+		self.assertEqual((r['a:skipper'].passed, r['a:skipper'].skipped), (0, 1))
+
+	def test_per_test_logs(self) -> None:
+		import tempfile  # pylint: disable=import-outside-toplevel
+		with tempfile.TemporaryDirectory() as d:
+			results.parse_kselftest(data('kselftest-nested.ktap'), d)
+			with open(os.path.join(d, 'iommu', 'iommufd_fail_nth.log'), encoding='utf-8') as f:
+				log = f.read()
+		self.assertTrue(log.startswith('TAP version 13\n1..3\n'))
+		self.assertIn('ok 3 basic_fail_nth.access_rw', log)
+
+
+class KunitTest(unittest.TestCase):
+	"""KUnit KTAP on a console with timestamps and noise."""
+
+	def test_suites(self) -> None:
+		r = {x.name: x for x in results.parse_kunit(data('console-kunit.log'))}
+		self.assertEqual(set(r), {'kunit:dma_buf_phys', 'kunit:p2pdma_provider'})
+		self.assertEqual((r['kunit:dma_buf_phys'].passed, r['kunit:dma_buf_phys'].failed,
+				  r['kunit:dma_buf_phys'].skipped), (2, 0, 1))
+		self.assertEqual((r['kunit:p2pdma_provider'].passed,
+				  r['kunit:p2pdma_provider'].failed), (1, 1))
+
+	def test_no_kunit(self) -> None:
+		self.assertEqual(results.parse_kunit('[ 0.1] hello\n[ 0.2] world\n'), [])
+
+
+class SplatTest(unittest.TestCase):
+	"""Kernel splats in a console log."""
+
+	def test_each_splat_once(self) -> None:
+		found = results.find_splats(data('console-splats.log'))
+		self.assertEqual([n for n, _ in found], [5, 12, 15, 17, 18, 19, 20])
+		self.assertTrue(found[0][1].startswith('WARNING: CPU: 1 PID: 77 at drivers/vfio'))
+		self.assertIn('circular locking', found[1][1])
+		self.assertTrue(found[6][1].startswith('Oops: general protection fault'))
+
+	def test_clean_log(self) -> None:
+		log = '\n'.join(data('console-splats.log').splitlines()[:3] + ['[ 9.0] reboot: Power down'])
+		self.assertEqual(results.find_splats(log), [])
+
+	def test_rip_alone_is_a_splat(self) -> None:
+		self.assertEqual(len(results.find_splats('[ 1.0] RIP: 0010:foo+0x1/0x2\n')), 1)
+
+
+COVER = '''From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
+From: Ada Tester <ada@example.org>
+Date: Sun, 11 Jan 2026 00:00:00 +0000
+Subject: [PATCH 0/2] vfio/pci: export MMIO through dma-buf and a rather long
+ subject that was folded
+
+First paragraph of the design.
+
+Jane Doe (2):
+  not an author line, just text (1):
+  indented text
+
+Second paragraph.
+
+Ada Tester (2):
+  vfio: one
+  vfio: two
+
+Jane Doe (1):
+  PCI/P2PDMA: three
+
+ drivers/vfio/pci/vfio_pci_core.c | 10 ++++++++++
+ 1 file changed, 10 insertions(+)
+
+base-commit: 9aa6de3f8cc6434b553e3571ff7d9f276b562ba8
+prerequisite-patch-id: 0123456789abcdef0123456789abcdef01234567
+'''
+
+
+class CoverTest(unittest.TestCase):
+	"""Cover letter text carried across exports."""
+
+	def test_parse(self) -> None:
+		c = cover.parse(COVER)
+		self.assertEqual(c.subject, 'vfio/pci: export MMIO through dma-buf and a rather '
+				 'long subject that was folded')
+		self.assertEqual(c.blurb[0], 'First paragraph of the design.')
+		self.assertEqual(c.blurb[-1], 'Second paragraph.')
+		self.assertIn('  indented text', c.blurb)
+
+	def test_fill_refreshes_tail(self) -> None:
+		gen = COVER.replace('Subject: [PATCH 0/2] vfio/pci: export MMIO through dma-buf '
+				    'and a rather long\n subject that was folded',
+				    'Subject: [PATCH 0/3] *** SUBJECT HERE ***')
+		gen = gen.split('\n\n', 1)[0] + '\n\n*** BLURB HERE ***\n\nAda Tester (3):\n  x\n'
+		out = cover.fill(gen, COVER)
+		self.assertIn('Subject: [PATCH 0/3] vfio/pci: export MMIO', out)
+		self.assertIn('Second paragraph.\n\nAda Tester (3):\n  x\n', out)
+		self.assertEqual(cover.check(out), [])
+		# Filling the same generated letter from the result changes nothing.
+		self.assertEqual(cover.fill(gen, out), out)
+		self.assertEqual(len(cover.check(gen)), 2)
+
+	def test_non_ascii_gets_charset(self) -> None:
+		gen = 'From: a\nSubject: [PATCH 0/1] *** SUBJECT HERE ***\n\n*** BLURB HERE ***\n'
+		old = 'From: a\nSubject: [PATCH 0/1] x\n\nTested by Ren\u00e9.\n'
+		out = cover.fill(gen, old)
+		self.assertIn('Content-Type: text/plain; charset=UTF-8\n', out)
+
+
+class SummaryTest(unittest.TestCase):
+	"""The table and the final line."""
+
+	def test_line_and_table(self) -> None:
+		rows = [summary.Row('vfio-dmabuf', 'sob', 'p1', 1, 0, 0, ''),
+			summary.Row('vfio-dmabuf', 'checkpatch', 'p1', 0, 1, 0, 'x'),
+			summary.Row('base', 'test', 'iommu:iommufd', 224, 0, 5, ''),
+			summary.Row('series', 'test', 'no kernel splats', 1, 0, 0, '')]
+		out = summary.summarize(rows)
+		self.assertTrue(out.endswith('\n226 passed, 1 failed, 5 skipped'))
+		self.assertIn('0/1 (1 FAILED)', out)
+		self.assertIn('224/229 (5 skipped)', out)
+
+
+ExcInfo = Union[Tuple[Type[BaseException], BaseException, TracebackType],
+		Tuple[None, None, None]]
+
+
+class KtapResult(unittest.TextTestResult):
+	"""Prints one KTAP line per test."""
+	n = 0
+
+	def _line(self, test: unittest.TestCase, ok: bool, directive: str = '') -> None:
+		KtapResult.n += 1
+		print(f'{"ok" if ok else "not ok"} {KtapResult.n} {test.id()}{directive}', flush=True)
+
+	def addSuccess(self, test: unittest.TestCase) -> None:  # noqa: N802
+		super().addSuccess(test)
+		self._line(test, True)
+
+	def _fail(self, test: unittest.TestCase, err: ExcInfo) -> None:
+		text = ''.join(traceback.format_exception(err[1])) if err[1] else 'error'
+		for line in text.splitlines():
+			print(f'# {line}')
+		self._line(test, False)
+
+	def addFailure(self, test: unittest.TestCase, err: ExcInfo) -> None:  # noqa: N802
+		super().addFailure(test, err)
+		self._fail(test, err)
+
+	def addError(self, test: unittest.TestCase, err: ExcInfo) -> None:  # noqa: N802
+		super().addError(test, err)
+		self._fail(test, err)
+
+
+def main() -> int:
+	"""Run every test, print KTAP."""
+	suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+	print('KTAP version 1')
+	print(f'1..{suite.countTestCases()}')
+	runner = unittest.TextTestRunner(stream=open(os.devnull, 'w', encoding='utf-8'),
+					 resultclass=KtapResult)
+	res: List[unittest.TestResult] = [runner.run(suite)]
+	return 0 if res[0].wasSuccessful() else 1
+
+
+if __name__ == '__main__':
+	sys.exit(main())
