@@ -148,9 +148,13 @@ def parse_kunit(console: str) -> List[Result]:
 		passed, failed, skipped = counts_of(suite)
 		results.append(Result(f'kunit:{suite.name}', passed, failed, skipped,
 				      '' if suite.ok_status() else str(suite.status.name)))
-	if not results:
+	errors = [m.group(1) for m in map(kunit_parser.EXECUTOR_ERROR.search, lines) if m]
+	if errors:
+		results.append(Result('kunit', 0, 1, 0, f'kunit executor: {errors[0]}'))
+	elif not results and test.status != kunit_parser.TestStatus.NO_TESTS:
 		passed, failed, skipped = counts_of(test)
-		results.append(Result('kunit', passed, failed, skipped, 'no suites'))
+		results.append(Result('kunit', passed, failed, skipped,
+				      str(test.status.name)))
 	return results
 
 

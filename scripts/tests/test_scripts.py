@@ -94,6 +94,15 @@ class KunitTest(unittest.TestCase):
 	def test_no_kunit(self) -> None:
 		self.assertEqual(results.parse_kunit('[ 0.1] hello\n[ 0.2] world\n'), [])
 
+	def test_kunit_without_suites(self) -> None:
+		console = '[ 0.1] KTAP version 1\n[ 0.1] 1..0\n[ 0.2] Run /init\n'
+		self.assertEqual(results.parse_kunit(console), [])
+
+	def test_executor_error(self) -> None:
+		console = '[ 0.1] kunit executor: unknown filter\n[ 0.2] Run /init\n'
+		(r,) = results.parse_kunit(console)
+		self.assertEqual(r.failed, 1)
+
 
 class SplatTest(unittest.TestCase):
 	"""Kernel splats in a console log."""

@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# The one entry point of the workbench.  'make help' lists the targets.
+
+SHELL := /bin/bash
+S := scripts
+
+# kselftest targets the guest runs (from configs/tests.list).
+SELFTESTS ?= $(shell awk '!/^\#/ && $$2 == "kselftest" { print $$3 }' configs/tests.list)
+export SELFTESTS
+
+.PHONY: help run check deps base apply export build config vm test kunit \
+	mail patch-checks selftest clean
+
+help:
+	@echo 'make run            install, fetch the base, apply, build, boot, test, summary'
+	@echo 'make check          run + per-patch checks, mails, kunit.py, workbench tests'
+	@echo 'make deps           install the Debian packages this machine lacks'
+	@echo 'make base           populate kernel/ with Linux 6.18.5 (tag v6.18.5)'
+	@echo 'make apply          git am the quilt onto a fresh "series" branch in kernel/'
+	@echo 'make export         regenerate patches/ and series from the "series" branch'
+	@echo 'make build          build the test kernel and the selftests (build/)'
+	@echo 'make vm             boot the test kernel and run every selftest'
+	@echo 'make test T=c:t     build, boot and run one selftest (e.g. T=iommu:iommufd)'
+	@echo 'make kunit [SUITE=s] run kunit/<s>.kunitconfig alone through kunit.py'
+	@echo 'make mail [TOPIC=t] write a topic'"'"'s mails to build/mail/<t>/ and check they apply'
+	@echo 'make patch-checks   checkpatch, kernel-doc, Signed-off-by and W=1 build per patch'
+	@echo 'make selftest       the workbench'"'"'s own tests'
+	@echo 'make clean          remove build/ (kernel/ and ccache are kept)'
+
+run:
+	$(S)/check run
+
+check:
+	$(S)/check check
+
+deps:
+	$(S)/deps
+
+base:
+	$(S)/fetch-base
+
+apply: base
+	$(S)/apply
+
+export:
+	$(S)/export
+
+config:
+	$(S)/build config
+
+build:
+	$(S)/build all
+
+vm:
+	$(S)/vm
+
+test:
+	@[ -n "$(T)" ] || { echo 'usage: make test T=collection:test' >&2; exit 2; }
+	$(S)/build all
+	KSELFTEST_ARGS="-t $(T)" $(S)/vm
+	python3 $(S)/results.py kselftest --logs build/logs/kselftest build/logs/kselftest.ktap
+	python3 $(S)/results.py splats build/logs/console.log
+
+kunit:
+	$(S)/kunit $(SUITE)
+
+mail:
+	$(S)/mail $(TOPIC)
+
+patch-checks:
+	$(S)/build config
+	$(S)/check-patches
+
+selftest:
+	$(S)/tests/run
+
+clean:
+	rm -rf build

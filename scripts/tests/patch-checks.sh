@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Tests of scripts/check-patches and scripts/mail against the real base
+# kernel (its checkpatch.pl, kernel-doc and get_maintainer.pl), in a scratch
+# worktree of kernel/ with a scratch quilt: one clean patch, and one patch
+# with a style error, broken kernel-doc and no Signed-off-by.  The build
+# check is not run here (it needs a configured build; 'make check' runs it
+# on the real series).  Prints KTAP.
+
+set -uo pipefail
+
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+REAL_KERNEL=${KERNEL_DIR:-$TOP/kernel}
+T=$(mktemp -d)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+# Scratch worktrees of kernel/, kept in build/ between runs (a checkout of
+# the whole tree takes a while).
+WT=$TOP/build/wb-test-tree
+export MAIL_TREE=$TOP/build/mail/.tree
+
+echo "KTAP version 1"
+echo "1..7"
+if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
+	for i in 1 2 3 4 5 6 7; do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
+	exit 1
+fi
+if [ ! -e "$WT/.git" ]; then
+	git -C "$REAL_KERNEL" worktree prune
+	rm -rf "$WT"
+	git -C "$REAL_KERNEL" worktree add -q --detach "$WT" v6.18.5 || exit 1
+fi
+git -C "$WT" am --abort >/dev/null 2>&1
+git -C "$WT" checkout -q -f --detach v6.18.5 || exit 1
+
+export KERNEL_DIR=$WT QUILT_DIR=$T/quilt BUILD_DIR=$T/build SERIES_BRANCH=wb-test
+export GIT_AUTHOR_NAME="Ada Tester" GIT_AUTHOR_EMAIL=ada@example.org
+export GIT_COMMITTER_NAME="Ada Tester" GIT_COMMITTER_EMAIL=ada@example.org
+mkdir -p "$QUILT_DIR"
+
+k() { git -C "$WT" "$@"; }
+k checkout -q -B wb-test v6.18.5
+
+# A clean patch: a comment clarified in lib/cmdline.c.
+sed -i '0,/^ \*	get_option - Parse integer from an option string/s//&\n *	(the first integer only)/' \
+	"$WT/lib/cmdline.c"
+k commit -q -a -s -m "lib/cmdline: say that get_option() parses one integer" \
+	-m "The kernel-doc does not say which integer get_option() returns
+when the string holds several; say it is the first."
+k notes --ref=refs/notes/wb-topic add -m good HEAD
+
+# A bad patch: style error, kernel-doc naming a parameter that does not
+# exist, no Signed-off-by.
+cat >>"$WT/lib/cmdline.c" <<'EOF'
+
+/**
+ * wb_test_double() - Double a value
+ * @y: the value
+ *
+ * Return: twice @x.
+ */
+int wb_test_double(int x)
+{
+	if(x > 0)
+		return 2 * x;
+	return 2 * x;
+}
+EOF
+k commit -q -a -m "lib/cmdline: add wb_test_double()" -m "For the test."
+k notes --ref=refs/notes/wb-topic add -m bad HEAD
+
+"$TOP/scripts/export" >"$T/export.log" 2>&1
+# Cover letters: the good topic gets words, the bad one keeps placeholders.
+sed -i -e 's/\*\*\* SUBJECT HERE \*\*\*/lib\/cmdline: a clearer comment/' \
+	-e 's/\*\*\* BLURB HERE \*\*\*/One comment./' \
+	"$QUILT_DIR/patches/good/0000-cover-letter.patch"
+
+n=0
+failed=0
+result() { # name cmd...
+	n=$((n + 1))
+	if "${@:2}"; then
+		echo "ok $n $1"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n $1"
+	fi
+}
+rec() { # topic check: the record's "passed failed" fields
+	awk -F'\t' -v t="$1" -v c="$2" '$1 == t && $2 == c { print $4, $5 }' \
+		"$BUILD_DIR/results/patches.tsv"
+}
+
+CHECK_BUILD=0 "$TOP/scripts/check-patches" >"$T/check.log" 2>&1
+rc=$?
+result "check-patches fails on the bad patch" [ $rc != 0 ]
+result "clean patch passes sob, checkpatch and kernel-doc" \
+	[ "$(rec good sob)$(rec good checkpatch)$(rec good kernel-doc)" = "1 01 01 0" ]
+result "missing Signed-off-by is found" [ "$(rec bad sob)" = "0 1" ]
+result "checkpatch SPACING error is found" \
+	grep -q 'ERROR:SPACING' "$BUILD_DIR/logs/patches/0001-lib-cmdline-add-wb_test_double.patch.checkpatch"
+result "wrong kernel-doc parameter is found" \
+	bash -c "[ \"$(rec bad kernel-doc)\" = '0 1' ] && grep -q \"'x' not described\" \
+		'$BUILD_DIR/logs/patches/0001-lib-cmdline-add-wb_test_double.patch.kernel-doc'"
+
+# An accepted exception silences exactly the listed types of that patch.
+types=$(grep -oE '(ERROR|WARNING|CHECK):[A-Z_]+' \
+	"$BUILD_DIR/logs/patches/0001-lib-cmdline-add-wb_test_double.patch.checkpatch" |
+	cut -d: -f2 | sort -u)
+for t in $types; do
+	printf '0001-lib-cmdline-add-wb_test_double.patch %s accepted for the test\n' "$t"
+done >"$QUILT_DIR/checkpatch.exceptions"
+CHECK_BUILD=0 "$TOP/scripts/check-patches" >"$T/check2.log" 2>&1
+result "listed checkpatch exceptions are accepted" [ "$(rec bad checkpatch)" = "1 0" ]
+
+"$TOP/scripts/mail" --check good bad >"$T/mail.log" 2>&1
+result "mail: clean topic applies, placeholder cover letter refused" \
+	bash -c "grep -qP '^good\tmail\tgood\t1\t0' '$BUILD_DIR/results/mail.tsv' &&
+		grep -qP '^bad\tmail\tbad\t0\t1\t0\tcover letter: .*placeholder' '$BUILD_DIR/results/mail.tsv' &&
+		grep -q '^To: ' '$BUILD_DIR/mail/good/0001-lib-cmdline-say-that-get_option-parses-one-integer.patch'"
+
+if [ "$failed" != 0 ]; then
+	for f in "$T"/*.log "$BUILD_DIR"/results/*.tsv \
+		"$BUILD_DIR"/logs/patches/*.checkpatch; do
+		sed "s|^|# $(basename "$f"): |" "$f"
+	done
+fi
+echo "# patch-checks: $((n - failed)) passed, $failed failed"
+[ "$failed" = 0 ]
