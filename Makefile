@@ -9,7 +9,7 @@ S := scripts
 SELFTESTS ?= $(shell awk '!/^\#/ && $$2 == "kselftest" { print $$3 }' configs/tests.list)
 export SELFTESTS
 
-.PHONY: help run check deps base apply export build config vm test kunit \
+.PHONY: help run check deps base apply export build config vm test kunit guest-run \
 	mail patch-checks selftest clean
 
 help:
@@ -23,6 +23,7 @@ help:
 	@echo 'make vm             boot the test kernel and run every selftest'
 	@echo 'make test T=c:t     build, boot and run one selftest (e.g. T=iommu:iommufd)'
 	@echo 'make kunit [SUITE=s] run kunit/<s>.kunitconfig alone through kunit.py'
+	@echo 'make guest-run CMD=c build, boot and run one command (e.g. a benchmark) in the guest'
 	@echo 'make mail [TOPIC=t] write a topic'"'"'s mails to build/mail/<t>/ and check they apply'
 	@echo 'make patch-checks   checkpatch, kernel-doc, Signed-off-by and W=1 build per patch'
 	@echo 'make selftest       the workbench'"'"'s own tests'
@@ -64,6 +65,12 @@ test:
 
 kunit:
 	$(S)/kunit $(SUITE)
+
+guest-run:
+	@[ -n "$(CMD)" ] || { echo 'usage: make guest-run CMD="pfn_poison/pfn_poison_test --bench"' >&2; exit 2; }
+	$(S)/build all
+	GUEST_CMD="$(CMD)" $(S)/vm
+	@grep -v '^# wb: pci' build/logs/kselftest.ktap
 
 mail:
 	$(S)/mail $(TOPIC)
