@@ -22,7 +22,7 @@ help:
 	@echo 'make build          build the test kernel and the selftests (build/)'
 	@echo 'make vm             boot the test kernel and run every selftest'
 	@echo 'make test T=c:t     build, boot and run one selftest (e.g. T=iommu:iommufd)'
-	@echo 'make kunit [SUITE=s] the KUnit suites (or s alone) through kunit.py'
+	@echo 'make kunit [SUITE=s] each KUnit suite (or s) alone through kunit.py'
 	@echo 'make guest-run CMD=c build, boot and run one command (e.g. a benchmark) in the guest'
 	@echo 'make mail [TOPIC=t] write a topic'"'"'s mails to build/mail/<t>/ and check they apply'
 	@echo 'make patch-checks   checkpatch, kernel-doc, Signed-off-by and W=1 build per patch'
@@ -64,6 +64,7 @@ test:
 	python3 $(S)/results.py splats build/logs/console.log
 
 kunit:
+	[ "$(KUNIT_BUILD)" = 1 ] || { $(S)/build config && $(S)/build kernel; }
 	$(S)/kunit $(SUITE)
 
 guest-run:
