@@ -5,10 +5,6 @@
 SHELL := /bin/bash
 S := scripts
 
-# kselftest targets the guest runs (from configs/tests.list).
-SELFTESTS ?= $(shell awk '!/^\#/ && $$2 == "kselftest" { print $$3 }' configs/tests.list)
-export SELFTESTS
-
 .PHONY: help run check deps base apply export build config vm test kunit guest-run \
 	mail patch-checks selftest clean
 
@@ -58,12 +54,20 @@ vm:
 
 test:
 	@[ -n "$(T)" ] || { echo 'usage: make test T=collection:test' >&2; exit 2; }
+	@python3 $(S)/testlist.py list kselftest | grep -qxF -- "$$(echo '$(T)' | cut -d: -f1)" || { \
+		echo "make test: '$(T)': the guest runs only these selftest targets" \
+			"(configs/tests.list): $$(python3 $(S)/testlist.py list kselftest | paste -sd' ')" >&2; \
+		exit 2; }
 	$(S)/build all
 	KSELFTEST_ARGS="-t $(T)" $(S)/vm
 	python3 $(S)/results.py kselftest --logs build/logs/kselftest build/logs/kselftest.ktap
 	python3 $(S)/results.py splats build/logs/console.log
 
 kunit:
+	@[ -z "$(SUITE)" ] || [ -f kunit/$(SUITE).kunitconfig ] || { \
+		echo "make kunit: no suite '$(SUITE)': kunit/ has" \
+			"$$(cd kunit && ls *.kunitconfig | sed 's/\.kunitconfig$$//' | paste -sd' ')" >&2; \
+		exit 2; }
 	[ "$(KUNIT_BUILD)" = 1 ] || { $(S)/build config && $(S)/build kernel; }
 	$(S)/kunit $(SUITE)
 

@@ -3,6 +3,8 @@
 # shellcheck shell=bash disable=SC2034 # variables used by the sourcing scripts
 
 set -euo pipefail
+# A failing command inside $(...) stops the substitution too.
+shopt -s inherit_errexit
 
 WB_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export WB_TOP
@@ -52,6 +54,23 @@ stage() {
 need() {
 	command -v "$1" >/dev/null 2>&1 ||
 		die "'$1' not found: install the Debian package '$2' (or run 'make deps')"
+}
+
+# lines VAR CMD...: the output lines of CMD in the array VAR.  Unlike
+# 'mapfile < <(CMD)', a failing CMD stops the script (with its own message,
+# or one naming CMD).
+lines() {
+	local -n lines_out=$1
+	local text
+	shift
+	text=$("$@") || die "'$*' failed (exit $?)"
+	lines_out=()
+	[ -z "$text" ] || mapfile -t lines_out <<<"$text"
+}
+
+# testlist ARGS...: scripts/testlist.py, the one reader of configs/tests.list.
+testlist() {
+	python3 "$WB_TOP/scripts/testlist.py" "$@"
 }
 
 # kgit ARGS...: git inside the kernel repository.

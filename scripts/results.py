@@ -51,27 +51,62 @@ class Result:
 			f'{self.skipped}\t{self.note}')
 
 
+# A test that did not pass, whatever its counts say: a crashed suite with no
+# result lines has zero counts and must still fail.
+NOT_PASSED = (kunit_parser.TestStatus.FAILURE, kunit_parser.TestStatus.TEST_CRASHED,
+	      kunit_parser.TestStatus.FAILURE_TO_PARSE_TESTS,
+	      kunit_parser.TestStatus.NO_TESTS)
+# "1..0 # SKIP reason": the whole program skipped (kselftest's ksft_exit_skip()
+# before any test).
+WHOLE_SKIP = re.compile(r'^\s*1\.\.0\s*#\s*SKIP\b\s*(.*)$', re.IGNORECASE)
+
+
 def counts_of(test: kunit_parser.Test) -> Tuple[int, int, int]:
 	"""passed, failed (including crashed and parse errors), skipped."""
 	c = test.counts
 	failed = c.failed + c.crashed
-	if c.errors and failed == 0:
-		failed = 1		# a malformed or truncated document
-	if test.status in (kunit_parser.TestStatus.FAILURE_TO_PARSE_TESTS,
-			   kunit_parser.TestStatus.NO_TESTS) and failed == 0:
-		failed = 1
+	if failed == 0 and (c.errors or test.status in NOT_PASSED):
+		failed = 1		# malformed, truncated, crashed or empty
 	return c.passed, failed, c.skipped
+
+
+def failed_names(test: kunit_parser.Test) -> List[str]:
+	"""Names of the failed or crashed leaf tests under a test."""
+	names: List[str] = []
+	for sub in test.subtests:
+		if sub.subtests:
+			names += failed_names(sub)
+		elif sub.status in (kunit_parser.TestStatus.FAILURE,
+				    kunit_parser.TestStatus.TEST_CRASHED):
+			names.append(sub.name)
+	return names
+
+
+def names_note(names: List[str], limit: int = 10) -> str:
+	"""'failed: a, b' naming at most limit tests."""
+	if not names:
+		return ''
+	more = f' and {len(names) - limit} more' if len(names) > limit else ''
+	return 'failed: ' + ', '.join(names[:limit]) + more
 
 
 def parse_ktap(lines: Iterable[str], name: str) -> Result:
 	"""Results of one KTAP document (a test program's output)."""
-	test = kunit_parser.parse_run_tests(list(lines), kunit_printer.null_printer)
+	lines = list(lines)
+	for line in lines:
+		m = WHOLE_SKIP.match(line)
+		if m:
+			return Result(name, 0, 0, 1, f'SKIP {m.group(1)}'.strip())
+		if kunit_parser.TEST_PLAN.match(line):
+			break
+	test = kunit_parser.parse_run_tests(lines, kunit_printer.null_printer)
 	passed, failed, skipped = counts_of(test)
 	note = ''
 	if test.status == kunit_parser.TestStatus.FAILURE_TO_PARSE_TESTS:
 		note = 'no KTAP output'
 	elif test.counts.crashed or test.counts.errors:
 		note = 'crashed or incomplete KTAP'
+	note = '; '.join(x for x in (note, names_note(failed_names(test))) if x)
 	return Result(name, passed, failed, skipped, note)
 
 
@@ -144,10 +179,13 @@ def parse_kunit(console: str) -> List[Result]:
 		return []
 	test = kunit_parser.parse_run_tests(lines, kunit_printer.null_printer)
 	results = []
-	for suite in test.subtests:
+	for n, suite in enumerate(test.subtests, 1):
 		passed, failed, skipped = counts_of(suite)
-		results.append(Result(f'kunit:{suite.name}', passed, failed, skipped,
-				      '' if suite.ok_status() else str(suite.status.name)))
+		# A suite the plan announced that never reported has no name.
+		name = suite.name or f'(suite {n} of {len(test.subtests)}: no result)'
+		note = '' if suite.ok_status() else str(suite.status.name)
+		note = '; '.join(x for x in (note, names_note(failed_names(suite))) if x)
+		results.append(Result(f'kunit:{name}', passed, failed, skipped, note))
 	errors = [m.group(1) for m in map(kunit_parser.EXECUTOR_ERROR.search, lines) if m]
 	if errors:
 		results.append(Result('kunit', 0, 1, 0, f'kunit executor: {errors[0]}'))
@@ -216,6 +254,8 @@ def main(argv: List[str]) -> int:
 		results = [parse_ktap(text.splitlines(), name)]
 	elif args.what == 'kselftest':
 		results = parse_kselftest(text, args.logs)
+		if not results:
+			results = [Result('kselftest', 0, 1, 0, f'no test program ran ({args.file})')]
 	else:
 		results = parse_kunit(text)
 	for r in results:

@@ -47,6 +47,7 @@ mk_tarball() {
 		git write-tree && rm -rf .git)
 	sed -e "s/^TARBALL_SHA256=.*/TARBALL_SHA256=$(sha256sum "$T/base.tar.xz" | cut -d' ' -f1)/" \
 		-e "s/^TARBALL_TREE=.*/TARBALL_TREE=$tree/" \
+		-e "/^IMPORT_COMMIT=/d" \
 		"$TOP/scripts/base.env" >"$T/base.env"
 }
 

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import cover  # noqa: E402
 import results  # noqa: E402
 import summary  # noqa: E402
+import testlist  # noqa: E402
 
 
 def data(name: str) -> str:
@@ -40,6 +41,7 @@ class KselftestTest(unittest.TestCase):
 		r = self.r['iommu:iommufd']
 		self.assertEqual((r.passed, r.failed, r.skipped), (2, 1, 1))
 		self.assertIn('exit=1', r.note)
+		self.assertIn('failed: iommufd_ioas.mock_domain.copy', r.note)
 
 	def test_all_passing(self) -> None:
 		r = self.r['iommu:iommufd_fail_nth']
@@ -70,6 +72,31 @@ class KselftestTest(unittest.TestCase):
 		self.assertEqual((r['a:plain'].passed, r['a:plain'].failed), (1, 0))
 		self.assertEqual((r['a:skipper'].passed, r['a:skipper'].skipped), (0, 1))
 
+	def test_whole_program_skip(self) -> None:
+		text = ('TAP version 13\n1..2\n# selftests: a: noenv\n# TAP version 13\n'
+			'# 1..0 # SKIP no /dev/vfio/devices\n'
+			'ok 1 selftests: a: noenv # SKIP\n'
+			'# selftests: a: lies\n# TAP version 13\n# 1..0 # SKIP whatever\n'
+			'not ok 2 selftests: a: lies # exit=1\n')
+		r = {x.name: x for x in results.parse_kselftest(text)}
+		self.assertEqual((r['a:noenv'].passed, r['a:noenv'].failed, r['a:noenv'].skipped),
+				 (0, 0, 1))
+		self.assertIn('no /dev/vfio/devices', r['a:noenv'].note)
+		# Skipped as a whole, but the runner saw a failure exit: failed.
+		self.assertEqual(r['a:lies'].failed, 1)
+
+	def test_no_program_ran(self) -> None:
+		import contextlib  # pylint: disable=import-outside-toplevel
+		import io  # pylint: disable=import-outside-toplevel
+		import tempfile  # pylint: disable=import-outside-toplevel
+		out = io.StringIO()
+		with tempfile.NamedTemporaryFile('w', suffix='.ktap') as f, \
+				contextlib.redirect_stdout(out):
+			f.write('# wb: kernel 6.18.5\n')
+			f.flush()
+			self.assertEqual(results.main(['results.py', 'kselftest', f.name]), 1)
+		self.assertIn('\t0\t1\t0\tno test program ran', out.getvalue())
+
 	def test_per_test_logs(self) -> None:
 		import tempfile  # pylint: disable=import-outside-toplevel
 		with tempfile.TemporaryDirectory() as d:
@@ -98,6 +125,18 @@ class KunitTest(unittest.TestCase):
 		console = '[ 0.1] KTAP version 1\n[ 0.1] 1..0\n[ 0.2] Run /init\n'
 		self.assertEqual(results.parse_kunit(console), [])
 
+	def test_crashed_and_missing_suites_fail(self) -> None:
+		console = ('[ 0.1] KTAP version 1\n[ 0.1] 1..3\n'
+			   '[ 0.1]     KTAP version 1\n[ 0.1]     # Subtest: a\n'
+			   '[ 0.1]     1..1\n[ 0.1]     ok 1 t1\n[ 0.1] ok 1 a\n'
+			   '[ 0.1]     KTAP version 1\n[ 0.1]     # Subtest: b\n'
+			   '[ 0.1]     1..0\n[ 0.1] not ok 2 b\n'
+			   '[ 0.2] reboot: Power down\n')
+		r = results.parse_kunit(console)
+		self.assertEqual([(x.name, x.passed, x.failed) for x in r],
+				 [('kunit:a', 1, 0), ('kunit:b', 0, 1),
+				  ('kunit:(suite 3 of 3: no result)', 0, 1)])
+
 	def test_executor_error(self) -> None:
 		console = '[ 0.1] kunit executor: unknown filter\n[ 0.2] Run /init\n'
 		(r,) = results.parse_kunit(console)
@@ -120,6 +159,53 @@ class SplatTest(unittest.TestCase):
 
 	def test_rip_alone_is_a_splat(self) -> None:
 		self.assertEqual(len(results.find_splats('[ 1.0] RIP: 0010:foo+0x1/0x2\n')), 1)
+
+
+class TestlistTest(unittest.TestCase):
+	"""configs/tests.list: the one reader, and its errors."""
+
+	def setUp(self) -> None:
+		import tempfile  # pylint: disable=import-outside-toplevel
+		self.dir = tempfile.TemporaryDirectory()  # pylint: disable=consider-using-with
+		top = self.dir.name
+		for d in ('kunit', 'tools/testing/selftests/mine', 'kernel'):
+			os.makedirs(os.path.join(top, d))
+		with open(os.path.join(top, 'kunit', 'suite_a.kunitconfig'), 'w',
+			  encoding='utf-8') as f:
+			f.write('CONFIG_KUNIT=y\n')
+		with open(os.path.join(top, 'series'), 'w', encoding='utf-8') as f:
+			f.write('# topic-a: words (requires: none)\npatches/topic-a/0001-x.patch\n')
+		self.top = top
+
+	def tearDown(self) -> None:
+		self.dir.cleanup()
+
+	def read(self, text: str) -> List[testlist.Entry]:
+		"""Entries of a tests.list with this text."""
+		path = os.path.join(self.top, 'tests.list')
+		with open(path, 'w', encoding='utf-8') as f:
+			f.write(text)
+		return testlist.read(path, self.top, os.path.join(self.top, 'kernel'),
+				     os.path.join(self.top, 'series'))
+
+	def test_good(self) -> None:
+		e = self.read('# comment\ntopic-a\tkselftest\tmine\nbase kunit suite_a\n')
+		self.assertEqual([(x.topic, x.kind, x.name) for x in e],
+				 [('topic-a', 'kselftest', 'mine'), ('base', 'kunit', 'suite_a')])
+		self.assertEqual(testlist.topic_of(e, 'mine:prog'), 'topic-a')
+		self.assertEqual(testlist.topic_of(e, 'kunit:suite_a'), 'base')
+		self.assertEqual(testlist.topic_of(e, 'other:prog'), 'unlisted')
+
+	def test_every_typo_is_named(self) -> None:
+		with self.assertRaises(testlist.ListError) as ctx:
+			self.read('topic-b kselftest mine\nbase kselftst mine\n'
+				  'base kunit suite_b\nbase kselftest nothere\nbase kunit\n'
+				  'base kunit suite_a\nbase kunit suite_a\n')
+		msg = str(ctx.exception)
+		for n, what in ((1, "topic 'topic-b'"), (2, "unknown kind 'kselftst'"),
+				(3, "KUnit suite 'suite_b' has no"), (4, "selftest target 'nothere' not found"),
+				(5, 'expected "<topic> <kind> <name>"'), (7, "kunit 'suite_a' listed twice")):
+			self.assertIn(f'tests.list:{n}: {what}', msg)
 
 
 COVER = '''From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
@@ -194,6 +280,31 @@ class SummaryTest(unittest.TestCase):
 		self.assertTrue(out.endswith('\n226 passed, 1 failed, 5 skipped'))
 		self.assertIn('0/1 (1 FAILED)', out)
 		self.assertIn('224/229 (5 skipped)', out)
+
+	def test_series_order_workbench_apart_and_json(self) -> None:
+		import tempfile  # pylint: disable=import-outside-toplevel
+		rows = [summary.Row('workbench', 'test', 'quilt', 9, 0, 0, ''),
+			summary.Row('series', 'test', 'no splats', 1, 0, 0, ''),
+			summary.Row('zeta', 'sob', 'p1', 1, 0, 0, ''),
+			summary.Row('alpha', 'test', 'a:b', 0, 2, 0, 'failed: t1, t2'),
+			summary.Row('base', 'test', 'iommu:iommufd', 0, 0, 1, 'SKIP')]
+		with tempfile.NamedTemporaryFile('w', suffix='series') as f:
+			f.write('# zeta: z (requires: none)\np\n# alpha: a (requires: zeta)\np\n')
+			f.flush()
+			out = summary.summarize(rows, f.name)
+			js = summary.to_json(rows, f.name)
+		names = [ln.split()[0] for ln in out.splitlines()[2:7] if ln.strip()]
+		self.assertEqual(names, ['base', 'zeta', 'alpha', 'series'])
+		self.assertIn('\n\nworkbench', out)
+		self.assertIn('alpha: test: a:b: 2 failed (failed: t1, t2)', out)
+		self.assertIn('kernel and series: 2 passed, 2 failed, 1 skipped; '
+			      'workbench: 9 passed, 0 failed, 0 skipped', out)
+		self.assertTrue(out.endswith('\n11 passed, 2 failed, 1 skipped'))
+		self.assertEqual([g['name'] for g in js['sub_groups']],
+				 ['base', 'zeta', 'alpha', 'series', 'workbench'])
+		case = js['sub_groups'][2]['sub_groups'][0]['test_cases'][0]
+		self.assertEqual((case['name'], case['status']), ('a:b', 'FAIL'))
+		self.assertEqual(js['sub_groups'][0]['sub_groups'][0]['test_cases'][0]['status'], 'SKIP')
 
 
 ExcInfo = Union[Tuple[Type[BaseException], BaseException, TracebackType],

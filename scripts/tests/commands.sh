@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Tests of the workbench's commands where they must fail: the summary line
+# after an unexpected stop, the run lock, a typo in configs/tests.list, an
+# error inside a process substitution, an unknown test or suite, a guest that
+# never reaches /init, and the base the superproject records.  Each runs in
+# seconds, against scratch build directories and stand-ins for QEMU and the
+# package tools.  Prints KTAP.
+
+set -uo pipefail
+
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+export KERNEL_DIR=${KERNEL_DIR:-$TOP/kernel}
+
+PLAN=10
+n=0
+failed=0
+echo "KTAP version 1"
+echo "1..$PLAN"
+
+# check NAME CMD...: one KTAP result; CMD's output becomes diagnostics on failure.
+check() {
+	local name=$1
+	shift
+	n=$((n + 1))
+	if "$@" >"$T/out" 2>&1; then
+		echo "ok $n $name"
+	else
+		failed=$((failed + 1))
+		sed 's/^/# /' "$T/out"
+		echo "not ok $n $name"
+	fi
+}
+
+# A stand-in for a command, first on PATH: stub NAME SCRIPT.
+mkdir -p "$T/bin"
+stub() {
+	printf '#!/bin/sh\n%s\n' "$2" >"$T/bin/$1"
+	chmod +x "$T/bin/$1"
+}
+
+# make check stops in its first stage ('make deps' cannot install as a
+# normal user and every package looks missing): it still ends with the
+# summary line, counting that stop as a failure.
+t_summary_after_unexpected_stop() {
+	stub dpkg-query 'exit 1'
+	stub id 'echo 1000'
+	local rc=0
+	PATH=$T/bin:$PATH BUILD_DIR=$T/b1 "$TOP/scripts/check" check >"$T/log" 2>&1 || rc=$?
+	rm -f "$T/bin/dpkg-query" "$T/bin/id"
+	cat "$T/log"
+	[ "$rc" != 0 ] &&
+		grep -q "stage 'dependencies' ran to the end: 1 failed (the run stopped there, exit 1)" "$T/log" &&
+		[ "$(tail -n 1 "$T/log")" = "0 passed, 1 failed, 0 skipped" ]
+}
+
+# A second run while one holds the lock is refused, and touches nothing.
+t_second_run_refused() {
+	mkdir -p "$T/b2/results"
+	echo keep >"$T/b2/results/x.tsv"
+	flock "$T/b2/.check.lock" sleep 30 &
+	local holder=$! rc=0
+	sleep 0.5
+	BUILD_DIR=$T/b2 "$TOP/scripts/check" run >"$T/log" 2>&1 || rc=$?
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	cat "$T/log"
+	[ "$rc" != 0 ] && grep -q "another 'make run' or 'make check' is running" "$T/log" &&
+		[ "$(cat "$T/b2/results/x.tsv")" = keep ]
+}
+
+# configs/tests.list with a typo is an error, named with its line.
+t_tests_list_typo() {
+	printf 'base\tkselftest\tiommu\nbase\tkunit\tno_such_suite\nbase\tkselftst\tiommu\n' >"$T/tests.list"
+	local rc=0
+	TESTS_LIST=$T/tests.list python3 "$TOP/scripts/testlist.py" list kselftest >"$T/log" 2>&1 || rc=$?
+	cat "$T/log"
+	[ "$rc" = 2 ] && grep -q "tests.list:2: KUnit suite 'no_such_suite' has no" "$T/log" &&
+		grep -q "tests.list:3: unknown kind 'kselftst'" "$T/log"
+}
+
+# A failure inside what used to be a process substitution stops the build
+# before it configures anything (a selftest target that does not exist).
+t_process_substitution_error() {
+	local rc=0
+	SELFTESTS=no_such_target BUILD_DIR=$T/b3 "$TOP/scripts/build" config >"$T/log" 2>&1 || rc=$?
+	cat "$T/log"
+	[ "$rc" != 0 ] && grep -q "selftest target 'no_such_target' not found" "$T/log" &&
+		[ ! -e "$T/b3/kernel/.config" ]
+}
+
+# lines: the helper behind those substitutions.
+t_lines_helper() {
+	local rc=0
+	(
+		# shellcheck source=scripts/lib.sh
+		. "$TOP/scripts/lib.sh"
+		a=() b=()
+		lines a printf 'x\ny\n'
+		[ "${#a[@]}" = 2 ] || exit 7
+		lines b true
+		[ "${#b[@]}" = 0 ] || exit 7
+		lines c false
+		exit 0		# not reached: lines stops the script
+	) >"$T/log" 2>&1 || rc=$?
+	cat "$T/log"
+	[ "$rc" = 1 ] && grep -q "'false' failed" "$T/log"
+}
+
+# Unknown names stop at once, with the names that exist.
+t_unknown_test() {
+	! make -s -C "$TOP" test T=no_such:test BUILD_DIR="$T/b4" >"$T/log" 2>&1 &&
+		grep -q "the guest runs only these selftest targets" "$T/log" &&
+		[ ! -e "$T/b4" ]
+}
+t_unknown_suite() {
+	! make -s -C "$TOP" kunit SUITE=no_such_suite BUILD_DIR="$T/b5" >"$T/log" 2>&1 &&
+		grep -q "no suite 'no_such_suite'" "$T/log" && [ ! -e "$T/b5" ] &&
+		! BUILD_DIR=$T/b5 "$TOP/scripts/kunit" no_such_suite >"$T/log" 2>&1 &&
+		grep -q "no KUnit suite 'no_such_suite'" "$T/log"
+}
+
+# A fake build: a kernel image and a kselftest install with one test.
+fake_build() {
+	mkdir -p "$1/kernel/arch/x86/boot" "$1/kselftest"
+	: >"$1/kernel/arch/x86/boot/bzImage"
+	printf '#!/bin/sh\n' >"$1/kselftest/run_kselftest.sh"
+	chmod +x "$1/kselftest/run_kselftest.sh"
+	echo 'iommu:iommufd' >"$1/kselftest/kselftest-list.txt"
+}
+
+# A guest that never reaches /init (QEMU exits, nothing on ttyS1) fails.
+t_guest_without_init() {
+	fake_build "$T/b6"
+	stub qemu-system-x86_64 'exit 0'
+	local rc=0
+	PATH=$T/bin:$PATH BUILD_DIR=$T/b6 "$TOP/scripts/vm" >"$T/log" 2>&1 || rc=$?
+	rm -f "$T/bin/qemu-system-x86_64"
+	cat "$T/log"
+	[ "$rc" = 1 ] && grep -q "the guest never reached /init" "$T/log"
+}
+
+# A -t test the install does not have is refused before booting.
+t_vm_unknown_test() {
+	fake_build "$T/b7"
+	stub qemu-system-x86_64 'echo booted >&2; exit 0'
+	local rc=0
+	KSELFTEST_ARGS="-t iommu:no_such" PATH=$T/bin:$PATH BUILD_DIR=$T/b7 \
+		"$TOP/scripts/vm" >"$T/log" 2>&1 || rc=$?
+	rm -f "$T/bin/qemu-system-x86_64"
+	cat "$T/log"
+	[ "$rc" = 1 ] && grep -q "no selftest 'iommu:no_such'" "$T/log" && ! grep -q booted "$T/log"
+}
+
+# The superproject records the base commit (the offline import, which
+# every machine without the stable tree creates), not a series commit.
+t_gitlink_is_the_base() {
+	local want link
+	want=$(sed -n 's/^IMPORT_COMMIT=//p' "$TOP/scripts/base.env")
+	link=$(git -C "$TOP" ls-files -s kernel | awk '{ print $2 }')
+	echo "gitlink $link, base.env $want"
+	[ -n "$want" ] && [ "$link" = "$want" ]
+}
+
+check "make check ends with the summary line after an unexpected stop" t_summary_after_unexpected_stop
+check "a second make check is refused while one runs" t_second_run_refused
+check "a typo in configs/tests.list is an error" t_tests_list_typo
+check "an error inside a process substitution stops the build" t_process_substitution_error
+check "lines: a failing command stops the script" t_lines_helper
+check "make test with an unknown test fails" t_unknown_test
+check "make kunit with an unknown suite fails" t_unknown_suite
+check "a guest that never reaches /init fails" t_guest_without_init
+check "vm: an unknown -t test is refused before boot" t_vm_unknown_test
+check "the kernel gitlink records the base commit" t_gitlink_is_the_base
+echo "# commands: $((n - failed)) passed, $failed failed"
+[ "$failed" = 0 ]
