@@ -4,9 +4,11 @@
 # Tests of scripts/check-patches and scripts/mail against the real base
 # kernel (its checkpatch.pl, kernel-doc and get_maintainer.pl), in a scratch
 # worktree of kernel/ with a scratch quilt: one clean patch, and one patch
-# with a style error, broken kernel-doc and no Signed-off-by.  The build
-# check is not run here (it needs a configured build; 'make check' runs it
-# on the real series).  Prints KTAP.
+# with a style error, broken kernel-doc and no Signed-off-by, one that
+# repeats an existing kernel-doc warning; then checkpatch, kernel-doc and
+# get_maintainer.pl that cannot run.  The build check runs on a tinyconfig
+# build directory kept in build/ (a patch touching a .c file that
+# configuration does not compile must fail, by name).  Prints KTAP.
 
 set -uo pipefail
 
@@ -20,9 +22,10 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-echo "1..7"
+PLAN=15
+echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
-	for i in 1 2 3 4 5 6 7; do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
+	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
 	exit 1
 fi
 if [ ! -e "$WT/.git" ]; then
@@ -69,6 +72,21 @@ EOF
 k commit -q -a -m "lib/cmdline: add wb_test_double()" -m "For the test."
 k notes --ref=refs/notes/wb-topic add -m bad HEAD
 
+# A patch whose only kernel-doc problem is a second copy of a warning the
+# file already has (the same text once line numbers are gone).
+cat >>"$WT/lib/cmdline.c" <<'EOF'
+
+/**
+ * wb_test_double() - Double a value
+ * @y: the value
+ *
+ * Return: twice @x.
+ */
+int wb_test_double(int x);
+EOF
+k commit -q -a -s -m "lib/cmdline: declare wb_test_double() again" -m "For the test."
+k notes --ref=refs/notes/wb-topic add -m dup HEAD
+
 "$TOP/scripts/export" >"$T/export.log" 2>&1
 # Cover letters: the good topic gets words, the bad one keeps placeholders.
 sed -i -e 's/\*\*\* SUBJECT HERE \*\*\*/lib\/cmdline: a clearer comment/' \
@@ -112,12 +130,63 @@ for t in $types; do
 done >"$QUILT_DIR/checkpatch.exceptions"
 CHECK_BUILD=0 "$TOP/scripts/check-patches" >"$T/check2.log" 2>&1
 result "listed checkpatch exceptions are accepted" [ "$(rec bad checkpatch)" = "1 0" ]
+result "a second identical kernel-doc warning is new" [ "$(rec dup kernel-doc)" = "0 1" ]
+
+# Tools that cannot run fail the check instead of passing it.
+CHECKPATCH=$T/no-such-checkpatch.pl CHECK_BUILD=0 "$TOP/scripts/check-patches" >"$T/check3.log" 2>&1
+result "checkpatch that cannot run fails" \
+	bash -c "[ \"$(rec good checkpatch)\" = '0 1' ] &&
+		grep -q 'did not run to the end' '$BUILD_DIR/results/patches.tsv'"
+# A checkpatch that dies half way: a finding so far, no total line.
+printf '%s\n' 'print "x.patch:1: WARNING:X: half a report\n"; exit 2;' >"$T/dying.pl"
+CHECKPATCH=$T/dying.pl CHECK_BUILD=0 "$TOP/scripts/check-patches" >"$T/check4.log" 2>&1
+result "checkpatch that dies half way fails" [ "$(rec good checkpatch)" = "0 1" ]
+KERNELDOC=$T/no-such-kernel-doc.pl CHECK_BUILD=0 "$TOP/scripts/check-patches" >"$T/check5.log" 2>&1
+result "kernel-doc that cannot run fails" \
+	bash -c "[ \"$(rec good kernel-doc)\" = '0 1' ] &&
+		grep -q 'kernel-doc did not run' '$BUILD_DIR/results/patches.tsv'"
 
 "$TOP/scripts/mail" --check good bad >"$T/mail.log" 2>&1
 result "mail: clean topic applies, placeholder cover letter refused" \
 	bash -c "grep -qP '^good\tmail\tgood\t1\t0' '$BUILD_DIR/results/mail.tsv' &&
 		grep -qP '^bad\tmail\tbad\t0\t1\t0\tcover letter: .*placeholder' '$BUILD_DIR/results/mail.tsv' &&
 		grep -q '^To: ' '$BUILD_DIR/mail/good/0001-lib-cmdline-say-that-get_option-parses-one-integer.patch'"
+
+GET_MAINTAINER=$T/no-such-get_maintainer.pl "$TOP/scripts/mail" --check good \
+	>"$T/mail2.log" 2>&1
+result "mail: get_maintainer.pl that cannot run fails" \
+	grep -qP '^good\tmail\tgood\t0\t1\t0\tget_maintainer.pl failed' "$BUILD_DIR/results/mail.tsv"
+printf '%s\n' 'exit 0;' >"$T/silent.pl"
+GET_MAINTAINER=$T/silent.pl "$TOP/scripts/mail" --check good >"$T/mail3.log" 2>&1
+result "mail: no recipient fails" \
+	grep -qP '^good\tmail\tgood\t0\t1\t0\tget_maintainer.pl named no recipient' \
+	"$BUILD_DIR/results/mail.tsv"
+
+# The build check: a scratch quilt of a patch to kernel/dma/direct.c (in
+# tinyconfig) and one to block/blk-mq-dma.c (CONFIG_BLOCK is off there), on
+# a tinyconfig build directory kept between runs.
+KOUT_T=$TOP/build/wb-test-kout
+k checkout -q -B wb-test v6.18.5
+sed -i '0,/^#include/s//\/* wb-test *\/\n&/' "$WT/kernel/dma/direct.c"
+k commit -q -a -s -m "dma-direct: a comment" -m "For the test."
+k notes --ref=refs/notes/wb-topic add -m built HEAD
+sed -i '0,/^#include/s//\/* wb-test *\/\n&/' "$WT/block/blk-mq-dma.c"
+k commit -q -a -s -m "block: a comment" -m "For the test."
+k notes --ref=refs/notes/wb-topic add -m unbuilt HEAD
+rm -rf "$QUILT_DIR"
+mkdir -p "$QUILT_DIR"
+"$TOP/scripts/export" >"$T/export2.log" 2>&1
+mkdir -p "$KOUT_T"
+[ -f "$KOUT_T/.config" ] ||
+	make -C "$WT" O="$KOUT_T" ARCH=x86_64 tinyconfig >"$T/tiny.log" 2>&1
+BUILD_DIR=$T/build2 KOUT=$KOUT_T "$TOP/scripts/check-patches" >"$T/check6.log" 2>&1
+rec2() {
+	awk -F'\t' -v t="$1" '$1 == t && $2 == "build" { print $4, $5, $7 }' \
+		"$T/build2/results/patches.tsv"
+}
+result "build: a compiled file passes" bash -c "[[ \"$(rec2 built)\" == '1 0 '* ]]"
+result "build: a file the configuration does not compile fails, by name" \
+	bash -c "[[ \"$(rec2 unbuilt)\" == '0 1 not compiled by the test kernel'*'block/blk-mq-dma.c'* ]]"
 
 if [ "$failed" != 0 ]; then
 	for f in "$T"/*.log "$BUILD_DIR"/results/*.tsv \
