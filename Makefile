@@ -5,12 +5,13 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: help run check deps base apply export build config vm test kunit guest-run \
+.PHONY: help run check check-debug deps base apply export build config vm test kunit guest-run \
 	mail patch-checks selftest clean
 
 help:
 	@echo 'make run            install, fetch the base, apply, build, boot, test, summary'
 	@echo 'make check          run + per-patch checks, mails, kunit.py, workbench tests'
+	@echo 'make check-debug    run with KASAN, kmemleak, DMA-API debug, UBSAN (build/debug/)'
 	@echo 'make deps           install the Debian packages this machine lacks'
 	@echo 'make base           populate kernel/ with Linux 6.18.5 (tag v6.18.5)'
 	@echo 'make apply          git am the quilt onto a fresh "series" branch in kernel/'
@@ -30,6 +31,9 @@ run:
 
 check:
 	$(S)/check check
+
+check-debug:
+	$(S)/check debug
 
 deps:
 	$(S)/deps

@@ -27,7 +27,9 @@ SERIES_BRANCH=${SERIES_BRANCH:-series}
 TOPIC_NOTES=refs/notes/wb-topic
 
 WB_PROG=$(basename "$0")
-WB_T0=$(date +%s)
+# One clock for a whole run: scripts started by scripts/check inherit it.
+WB_T0=${WB_T0:-$(date +%s)}
+export WB_T0
 
 die() {
 	printf '%s: error: %s\n' "$WB_PROG" "$*" >&2
@@ -71,6 +73,37 @@ lines() {
 # testlist ARGS...: scripts/testlist.py, the one reader of configs/tests.list.
 testlist() {
 	python3 "$WB_TOP/scripts/testlist.py" "$@"
+}
+
+# record FILE TOPIC CHECK NAME ok|fail|skip [NOTE]: one result record in
+# $BUILD_DIR/results/FILE.tsv, the one format scripts/summary.py reads
+# (topic, check, name, passed, failed, skipped, note).  A failure is also
+# said on stderr.
+record() {
+	local p=0 f=0 s=0 note=${6:-}
+	case "$5" in
+	ok) p=1 ;;
+	fail) f=1 ;;
+	skip) s=1 ;;
+	*) die "record: verdict '$5' is not ok, fail or skip" ;;
+	esac
+	note=${note//[$'\t\n']/ }
+	mkdir -p "$BUILD_DIR/results"
+	printf '%s\t%s\t%s\t%d\t%d\t%d\t%s\n' "$2" "$3" "$4" $p $f $s "$note" \
+		>>"$BUILD_DIR/results/$1.tsv"
+	[ "$5" != fail ] || warn "$4: $3: ${note:-failed}"
+}
+
+# CCACHE_BASEDIR: paths in compiler command lines are made relative to the
+# checkout, so a fresh clone elsewhere still hits the cache.
+export CCACHE_BASEDIR=$WB_TOP
+
+# kbuild VAR OUT: the one kbuild command line of the workbench (x86_64,
+# ccache, JOBS or every CPU), building into OUT, in the array VAR.
+kbuild() {
+	local -n kbuild_out=$1
+	kbuild_out=(make -C "$KERNEL_DIR" O="$2" ARCH=x86_64 CC="ccache gcc"
+		HOSTCC="ccache gcc" -j"${JOBS:-$(nproc)}")
 }
 
 # kgit ARGS...: git inside the kernel repository.

@@ -16,7 +16,11 @@ Subcommands:
   ktap FILE [--name NAME]          results of one KTAP document
   kselftest FILE [--logs DIR]      results of run_kselftest.sh output
   kunit CONSOLE                    results of KUnit suites in a console log
-  splats CONSOLE                   list the splats in a console log
+  splats CONSOLE [--no-kmemleak]   list the splats in a console log
+                                   (--no-kmemleak: leave kmemleak's
+                                   summary line to the kmemleak check)
+  kmemleak KTAP [--allow FILE]     leaks in guest-init's kmemleak report
+                                   that FILE does not accept
 Each prints TSV records (name, passed, failed, skipped, note) on stdout,
 or with --tsv FILE appends them there prefixed with the topic from --topic.
 """
@@ -214,6 +218,7 @@ SPLAT_PATTERNS = [
 	r'KASAN: ',
 	r'kmemleak: \d+ new suspected memory leaks',
 ]
+KMEMLEAK_SUMMARY = re.compile(SPLAT_PATTERNS[-1])
 SPLAT = re.compile('|'.join(f'(?:{p})' for p in SPLAT_PATTERNS))
 # A register dump belongs to the report printed just before it; alone, it
 # is a splat of its own.
@@ -234,21 +239,90 @@ def find_splats(console: str) -> List[Tuple[int, str]]:
 	return found
 
 
+KMEMLEAK = '# wb: kmemleak: '
+KMEMLEAK_DONE = '# wb: kmemleak scan done'
+KMEMLEAK_OBJECT = re.compile(r'^unreferenced object (0x[0-9a-f]+) \(size (\d+)\)')
+FRAME = re.compile(r'([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+')
+
+
+@dataclass
+class Leak:
+	"""One object of a kmemleak report."""
+	header: str
+	functions: List[str]
+
+
+def read_allow(path: str) -> List[Tuple[List[str], str]]:
+	"""(functions that must all be in a backtrace, reason) per allow line."""
+	allow = []
+	with open(path, encoding='utf-8') as f:
+		for n, line in enumerate(f, 1):
+			if not line.strip() or line.startswith('#'):
+				continue
+			funcs, sep, reason = line.rstrip('\n').partition('\t')
+			if not sep or not funcs.split() or not reason.strip():
+				raise ValueError(f'{path}:{n}: expected "<functions><TAB><reason>"')
+			allow.append((funcs.split(), reason))
+	return allow
+
+
+def parse_kmemleak(text: str) -> Optional[List[Leak]]:
+	"""Objects of guest-init's kmemleak report, or None if it never ran."""
+	lines = text.splitlines()
+	if KMEMLEAK_DONE not in lines:
+		return None
+	leaks: List[Leak] = []
+	for line in lines:
+		if not line.startswith(KMEMLEAK):
+			continue
+		body = line[len(KMEMLEAK):]
+		if KMEMLEAK_OBJECT.match(body):
+			leaks.append(Leak(body, []))
+		elif leaks:
+			leaks[-1].functions += FRAME.findall(body)
+	return leaks
+
+
+def check_kmemleak(text: str, allow: List[Tuple[List[str], str]]) -> Result:
+	"""One record: no leak but those the allow list accepts."""
+	leaks = parse_kmemleak(text)
+	if leaks is None:
+		return Result('kmemleak', 0, 1, 0, 'kmemleak did not scan (no report from guest-init)')
+	bad = [x for x in leaks
+	       if not any(all(f in x.functions for f in funcs) for funcs, _ in allow)]
+	accepted = len(leaks) - len(bad)
+	note = f'{len(leaks)} leak(s), {accepted} accepted by the allow list'
+	if bad:
+		first = bad[0]
+		return Result('kmemleak', 0, 1, 0, f'{note}; first: {first.header} in '
+			      f'{" <- ".join(first.functions[:6])}')
+	return Result('kmemleak', 1, 0, 0, note)
+
+
 def main(argv: List[str]) -> int:
 	"""Command line entry point."""
 	ap = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
-	ap.add_argument('what', choices=['ktap', 'kselftest', 'kunit', 'splats'])
+	ap.add_argument('what', choices=['ktap', 'kselftest', 'kunit', 'splats', 'kmemleak'])
 	ap.add_argument('file')
 	ap.add_argument('--name', default=None, help='name of a KTAP document')
 	ap.add_argument('--logs', default=None, help='directory for per-test logs')
+	ap.add_argument('--allow', default=None, help='kmemleak reports accepted')
+	ap.add_argument('--no-kmemleak', action='store_true',
+			help="splats: not kmemleak's summary line")
 	args = ap.parse_args(argv[1:])
 	with open(args.file, encoding='utf-8', errors='replace') as f:
 		text = f.read()
 	if args.what == 'splats':
 		splats = find_splats(text)
+		if args.no_kmemleak:
+			splats = [(n, x) for n, x in splats if not KMEMLEAK_SUMMARY.search(x)]
 		for n, line in splats:
 			print(f'{args.file}:{n}: {line}')
 		return 1 if splats else 0
+	if args.what == 'kmemleak':
+		r = check_kmemleak(text, read_allow(args.allow) if args.allow else [])
+		print(r.tsv())
+		return 1 if r.failed else 0
 	if args.what == 'ktap':
 		name = args.name or os.path.basename(args.file)
 		results = [parse_ktap(text.splitlines(), name)]

@@ -208,6 +208,52 @@ class TestlistTest(unittest.TestCase):
 			self.assertIn(f'tests.list:{n}: {what}', msg)
 
 
+KMEMLEAK_REPORT = '''# wb: run_kselftest.sh exited 0
+# wb: kmemleak: unreferenced object 0xffff888004a1b000 (size 64):
+# wb: kmemleak:   comm "iommufd_fail_nt", pid 77, jiffies 4294937296
+# wb: kmemleak:   backtrace (crc 0):
+# wb: kmemleak:     __kmalloc_cache_noprof+0x2ad/0x3a0
+# wb: kmemleak:     dev_iommu_get+0x3f/0x120
+# wb: kmemleak:     iommu_mock_device_add+0x50/0x90
+# wb: kmemleak: unreferenced object 0xffff888004a1c000 (size 128):
+# wb: kmemleak:   backtrace (crc 0):
+# wb: kmemleak:     __kmalloc_noprof+0x1/0x2
+# wb: kmemleak:     vfio_pci_core_feature_dma_buf+0x10/0x200
+# wb: kmemleak scan done
+'''
+
+
+class KmemleakTest(unittest.TestCase):
+	"""guest-init's kmemleak report against the allow list."""
+	allow = [(['dev_iommu_get', 'iommu_mock_device_add'], 'a 6.18.5 bug')]
+
+	def test_allowed_only(self) -> None:
+		text = '\n'.join(KMEMLEAK_REPORT.splitlines()[:7] + ['# wb: kmemleak scan done'])
+		r = results.check_kmemleak(text, self.allow)
+		self.assertEqual((r.passed, r.failed), (1, 0))
+		self.assertIn('1 leak(s), 1 accepted', r.note)
+
+	def test_other_leak_fails(self) -> None:
+		r = results.check_kmemleak(KMEMLEAK_REPORT, self.allow)
+		self.assertEqual((r.passed, r.failed), (0, 1))
+		self.assertIn('vfio_pci_core_feature_dma_buf', r.note)
+
+	def test_no_allow_list(self) -> None:
+		text = '\n'.join(KMEMLEAK_REPORT.splitlines()[:7] + ['# wb: kmemleak scan done'])
+		self.assertEqual(results.check_kmemleak(text, []).failed, 1)
+
+	def test_no_scan_fails(self) -> None:
+		r = results.check_kmemleak('# wb: run_kselftest.sh exited 0\n', self.allow)
+		self.assertEqual(r.failed, 1)
+		self.assertIn('did not scan', r.note)
+
+	def test_allow_file_of_the_repository(self) -> None:
+		allow = results.read_allow(os.path.join(os.path.dirname(os.path.dirname(HERE)),
+							'configs', 'debug.allow'))
+		self.assertEqual(len(allow), 1)
+		self.assertEqual(allow[0][0], ['dev_iommu_get', 'iommu_mock_device_add'])
+
+
 COVER = '''From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
 From: Ada Tester <ada@example.org>
 Date: Sun, 11 Jan 2026 00:00:00 +0000
