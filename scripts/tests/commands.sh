@@ -15,7 +15,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export KERNEL_DIR=${KERNEL_DIR:-$TOP/kernel}
 
-PLAN=10
+PLAN=11
 n=0
 failed=0
 echo "KTAP version 1"
@@ -155,6 +155,26 @@ t_vm_unknown_test() {
 	[ "$rc" = 1 ] && grep -q "no selftest 'iommu:no_such'" "$T/log" && ! grep -q booted "$T/log"
 }
 
+# The guest's limit is the sum of the programs' own limits (each
+# collection's settings, or 45 s, times 4 under TCG) plus 300 s.
+t_vm_timeout_from_settings() {
+	fake_build "$T/b8"
+	printf 'iommu:iommufd\nmine:a\nmine:b\n' >"$T/b8/kselftest/kselftest-list.txt"
+	mkdir -p "$T/b8/kselftest/mine"
+	echo timeout=10 >"$T/b8/kselftest/mine/settings"
+	# A QEMU that writes guest-init's first line to the second serial port.
+	# shellcheck disable=SC2016 # expanded by the stub
+	stub qemu-system-x86_64 'n=0; for a; do case "$a" in file:*) n=$((n+1));
+		[ $n = 2 ] && echo "# wb: kernel 6.18.5" >"${a#file:}";; esac; done; exit 0'
+	local rc=0
+	PATH=$T/bin:$PATH BUILD_DIR=$T/b8 "$TOP/scripts/vm" >"$T/log" 2>&1 || rc=$?
+	rm -f "$T/bin/qemu-system-x86_64"
+	cat "$T/log"
+	# 45 * 4 + 2 * 10 * 4 + 300
+	[ "$rc" = 0 ] && grep -q "limit 560s" "$T/log" &&
+		! grep -q -- ' -o ' "$T/b8/logs/qemu.cmdline"
+}
+
 # The superproject records the base commit (the offline import, which
 # every machine without the stable tree creates), not a series commit.
 t_gitlink_is_the_base() {
@@ -174,6 +194,7 @@ check "make test with an unknown test fails" t_unknown_test
 check "make kunit with an unknown suite fails" t_unknown_suite
 check "a guest that never reaches /init fails" t_guest_without_init
 check "vm: an unknown -t test is refused before boot" t_vm_unknown_test
+check "vm: the guest's time limit is the sum of the programs' own" t_vm_timeout_from_settings
 check "the kernel gitlink records the base commit" t_gitlink_is_the_base
 echo "# commands: $((n - failed)) passed, $failed failed"
 [ "$failed" = 0 ]
