@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=15
+PLAN=17
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -187,6 +187,20 @@ rec2() {
 result "build: a compiled file passes" bash -c "[[ \"$(rec2 built)\" == '1 0 '* ]]"
 result "build: a file the configuration does not compile fails, by name" \
 	bash -c "[[ \"$(rec2 unbuilt)\" == '0 1 not compiled by the test kernel'*'block/blk-mq-dma.c'* ]]"
+
+# Incremental: the same inputs again reuse a passed patch's results, and
+# check a failed one again; a changed check input checks everything again.
+BUILD_DIR=$T/build2 KOUT=$KOUT_T "$TOP/scripts/check-patches" >"$T/check7.log" 2>&1
+result "an unchanged patch that passed reuses its results, a failed one is checked again" \
+	bash -c "grep -q '0001-dma-direct-a-comment.patch (unchanged: earlier result)' '$T/check7.log' &&
+		! grep -q '0001-block-a-comment.patch (unchanged' '$T/check7.log' &&
+		[[ \"$(rec2 built)\" == '1 0 '* ]] &&
+		[[ \"$(rec2 unbuilt)\" == '0 1 not compiled'* ]]"
+echo '# a change' >>"$QUILT_DIR/checkpatch.exceptions"
+BUILD_DIR=$T/build2 KOUT=$KOUT_T "$TOP/scripts/check-patches" >"$T/check8.log" 2>&1
+result "a changed check input checks every patch again" \
+	bash -c "! grep -q 'unchanged: earlier result' '$T/check8.log' &&
+		[[ \"$(rec2 built)\" == '1 0 '* ]]"
 
 if [ "$failed" != 0 ]; then
 	for f in "$T"/*.log "$BUILD_DIR"/results/*.tsv \
