@@ -106,6 +106,32 @@ kbuild() {
 		HOSTCC="ccache gcc" -j"${JOBS:-$(nproc)}")
 }
 
+# spawn VAR CMD...: run CMD in the background, in a process group of its
+# own, and put its pid in VAR.  Whatever the script spawned is killed, with
+# everything it started, when the script exits for any reason: Ctrl-C
+# reaches only the foreground, and a background job of a non-interactive
+# shell ignores SIGINT, so it would outlive the script.
+WB_SPAWNED=()
+spawn() {
+	local -n spawn_pid=$1
+	shift
+	setsid "$@" &
+	spawn_pid=$!
+	WB_SPAWNED+=("$spawn_pid")
+}
+
+# wb_cleanup: kill what spawn started (the EXIT trap; a script that sets
+# its own EXIT trap calls it there).
+wb_cleanup() {
+	local p
+	for p in "${WB_SPAWNED[@]}"; do
+		kill -TERM -- "-$p" 2>/dev/null || true
+	done
+}
+trap wb_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 # kgit ARGS...: git inside the kernel repository.
 kgit() {
 	git -C "$KERNEL_DIR" "$@"

@@ -15,7 +15,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export KERNEL_DIR=${KERNEL_DIR:-$TOP/kernel}
 
-PLAN=11
+PLAN=13
 n=0
 failed=0
 echo "KTAP version 1"
@@ -175,6 +175,59 @@ t_vm_timeout_from_settings() {
 		! grep -q -- ' -o ' "$T/b8/logs/qemu.cmdline"
 }
 
+# interrupt NAME CMD...: start CMD as Ctrl-C would find it (a process
+# group of its own), wait until the stand-in NAME (sleeping in
+# "sleep 317") runs, send SIGINT to the group, and succeed when CMD exited
+# and nothing of the stand-in is left.
+interrupt() {
+	local name=$1 pid
+	shift
+	# A background job would start with SIGINT ignored, which a script
+	# cannot trap: start it as a terminal's foreground job would be.
+	python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.setsid()
+os.execvp(sys.argv[1], sys.argv[1:])' "$@" >"$T/log" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do
+		pgrep -f "$T/bin/$name" >/dev/null && break
+		sleep 0.1
+	done
+	pgrep -f "$T/bin/$name" >/dev/null || { echo "$name never started"; return 1; }
+	kill -INT -- "-$pid"
+	timeout 20 tail --pid="$pid" -f /dev/null || { echo "$* did not stop on SIGINT"; return 1; }
+	sleep 0.5
+	cat "$T/log"
+	if pgrep -f "$T/bin/$name" >/dev/null || pgrep -fx 'sleep 317' >/dev/null; then
+		echo "left running:"
+		pgrep -af "$T/bin/$name|^sleep 317$"
+		pkill -f "$T/bin/$name"
+		pkill -fx 'sleep 317'
+		return 1
+	fi
+}
+
+# Ctrl-C during the guest run leaves no QEMU behind.
+t_interrupt_vm() {
+	fake_build "$T/b9"
+	stub qemu-system-x86_64 'sleep 317'
+	PATH=$T/bin:$PATH BUILD_DIR=$T/b9 interrupt qemu-system-x86_64 "$TOP/scripts/vm"
+	local rc=$?
+	rm -f "$T/bin/qemu-system-x86_64"
+	return $rc
+}
+
+# Ctrl-C during the kernel build leaves no make behind.
+t_interrupt_build() {
+	mkdir -p "$T/b10/kernel"
+	: >"$T/b10/kernel/.config"
+	stub make 'sleep 317'
+	PATH=$T/bin:$PATH BUILD_DIR=$T/b10 interrupt make "$TOP/scripts/build" kernel
+	local rc=$?
+	rm -f "$T/bin/make"
+	return $rc
+}
+
 # The superproject records the base commit (the offline import, which
 # every machine without the stable tree creates), not a series commit.
 t_gitlink_is_the_base() {
@@ -195,6 +248,8 @@ check "make kunit with an unknown suite fails" t_unknown_suite
 check "a guest that never reaches /init fails" t_guest_without_init
 check "vm: an unknown -t test is refused before boot" t_vm_unknown_test
 check "vm: the guest's time limit is the sum of the programs' own" t_vm_timeout_from_settings
+check "Ctrl-C during the guest run leaves nothing running" t_interrupt_vm
+check "Ctrl-C during the kernel build leaves nothing running" t_interrupt_build
 check "the kernel gitlink records the base commit" t_gitlink_is_the_base
 echo "# commands: $((n - failed)) passed, $failed failed"
 [ "$failed" = 0 ]
