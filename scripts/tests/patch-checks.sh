@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=17
+PLAN=18
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -173,12 +173,22 @@ k notes --ref=refs/notes/wb-topic add -m built HEAD
 sed -i '0,/^#include/s//\/* wb-test *\/\n&/' "$WT/block/blk-mq-dma.c"
 k commit -q -a -s -m "block: a comment" -m "For the test."
 k notes --ref=refs/notes/wb-topic add -m unbuilt HEAD
+# A patch adding a file under a Kconfig option of its own, which the
+# configuration (like the test kernel's fragment) enables.
+printf '\nconfig WB_TEST_OPTION\n\tbool "wb test"\n' >>"$WT/kernel/dma/Kconfig"
+printf 'obj-$(CONFIG_WB_TEST_OPTION) += wb_test.o\n' >>"$WT/kernel/dma/Makefile"
+printf '// SPDX-License-Identifier: GPL-2.0\nint wb_test_option;\n' >"$WT/kernel/dma/wb_test.c"
+k add kernel/dma/wb_test.c
+k commit -q -a -s -m "dma: a file under a new option" -m "For the test."
+k notes --ref=refs/notes/wb-topic add -m newoption HEAD
 rm -rf "$QUILT_DIR"
 mkdir -p "$QUILT_DIR"
 "$TOP/scripts/export" >"$T/export2.log" 2>&1
 mkdir -p "$KOUT_T"
 [ -f "$KOUT_T/.config" ] ||
 	make -C "$WT" O="$KOUT_T" ARCH=x86_64 tinyconfig >"$T/tiny.log" 2>&1
+grep -qx 'CONFIG_WB_TEST_OPTION=y' "$KOUT_T/.config" ||
+	echo 'CONFIG_WB_TEST_OPTION=y' >>"$KOUT_T/.config"
 BUILD_DIR=$T/build2 KOUT=$KOUT_T "$TOP/scripts/check-patches" >"$T/check6.log" 2>&1
 rec2() {
 	awk -F'\t' -v t="$1" '$1 == t && $2 == "build" { print $4, $5, $7 }' \
@@ -187,6 +197,8 @@ rec2() {
 result "build: a compiled file passes" bash -c "[[ \"$(rec2 built)\" == '1 0 '* ]]"
 result "build: a file the configuration does not compile fails, by name" \
 	bash -c "[[ \"$(rec2 unbuilt)\" == '0 1 not compiled by the test kernel'*'block/blk-mq-dma.c'* ]]"
+result "build: a file under an option the patch adds is compiled" \
+	bash -c "[[ \"$(rec2 newoption)\" == '1 0 '* ]]"
 
 # Incremental: the same inputs again reuse a passed patch's results, and
 # check a failed one again; a changed check input checks everything again.
