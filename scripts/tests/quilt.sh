@@ -19,7 +19,7 @@ git config --global init.defaultBranch master
 n=0
 failed=0
 echo "KTAP version 1"
-echo "1..9"
+echo "1..11"
 
 # check NAME CMD...: one KTAP result.
 check() {
@@ -168,6 +168,40 @@ t_rebase_keeps_topics() {
 		grep -q '^# alpha: numbers spelled out' "$QUILT_DIR/series"
 }
 
+# export --check: passes on an unchanged quilt, fails on a changed byte.
+t_export_check() {
+	local p
+	"$TOP/scripts/apply" && "$TOP/scripts/export" --check || return 1
+	p=$(ls "$QUILT_DIR"/patches/beta/0001-*.patch)
+	cp "$p" "$T/saved.patch"
+	sed -i 's/^Also here\.$/Also there./' "$p"
+	! "$TOP/scripts/export" --check 2>"$T/err"
+	local rc=$?
+	cp "$T/saved.patch" "$p"
+	[ $rc = 0 ] && grep -q 'differ from a fresh export' "$T/err"
+}
+
+# The online route, with a local stand-in for the stable tree: the same
+# sources in a commit of its own, tagged v6.18.5.  fetch-base takes it, and
+# the quilt made on the tarball import applies and exports the same (but
+# for the cover letters' base-commit, which names the base).
+t_online_route() {
+	local st=$T/stable
+	mkdir -p "$st" && tar -C "$st" -xf "$T/base.tar.xz" --strip-components=1 &&
+		git -C "$st" init -q && git -C "$st" add -A -f &&
+		GIT_COMMITTER_DATE=2026-01-10T00:00:00Z git -C "$st" commit -q -m "Linux 6.18.5" &&
+		git -C "$st" tag v6.18.5 &&
+		sed -e "s|^STABLE_URL=.*|STABLE_URL=file://$st|" "$T/base.env" >"$T/base-online.env" &&
+		WB_OFFLINE=0 WB_BASE_ENV=$T/base-online.env KERNEL_DIR=$T/k6 \
+			"$TOP/scripts/fetch-base" 2>"$T/err" &&
+		grep -q 'fetching v6.18.5 from the stable tree' "$T/err" &&
+		[ "$(git -C "$T/k6" rev-parse 'v6.18.5^{commit}')" = "$(git -C "$st" rev-parse HEAD)" ] &&
+		[ "$(git -C "$T/k6" rev-parse 'v6.18.5^{commit}')" != "$(git -C "$KERNEL_DIR" rev-parse v6.18.5)" ] &&
+		WB_BASE_ENV=$T/base-online.env KERNEL_DIR=$T/k6 "$TOP/scripts/apply" >/dev/null 2>&1 &&
+		WB_BASE_ENV=$T/base-online.env KERNEL_DIR=$T/k6 "$TOP/scripts/export" --check 2>"$T/err" &&
+		grep -q 'base-commit lines are not compared' "$T/err"
+}
+
 check "base: tarball import is deterministic and idempotent" t_base_import
 check "base: corrupted tarball is refused with expected checksum" t_base_corrupt
 check "base: tree mismatch is refused with expected tree" t_base_wrong_tree
@@ -177,6 +211,8 @@ check "export: cover letter subject and text are kept" t_cover_kept
 check "apply+export: round trip is byte-for-byte" t_roundtrip
 check "apply: failing patch is named with its hunk" t_apply_fails_named
 check "export: notes survive rebase; inserted commit joins its topic" t_rebase_keeps_topics
+check "export --check: an unchanged quilt passes, a changed byte fails" t_export_check
+check "base: the online route with a stand-in stable tree; the quilt exports the same" t_online_route
 
 echo "# quilt: $((n - failed)) passed, $failed failed"
 [ "$failed" = 0 ]
