@@ -58,14 +58,22 @@ need() {
 		die "'$1' not found: install the Debian package '$2' (or run 'make deps')"
 }
 
+# Any command that fails where set -e stops the script says so first: the
+# ERR trap (set -E: in functions and substitutions too).
+set -E
+# shellcheck disable=SC2154 # wb_rc is set by the trap itself
+trap 'wb_rc=$?; printf "%s: error: %s failed (exit %d, line %d)\n" \
+	"$WB_PROG" "$BASH_COMMAND" "$wb_rc" "$LINENO" >&2' ERR
+
 # lines VAR CMD...: the output lines of CMD in the array VAR.  Unlike
-# 'mapfile < <(CMD)', a failing CMD stops the script (with its own message,
-# or one naming CMD).
+# 'mapfile < <(CMD)', a failing CMD stops the script, also when a command
+# in the middle of a function CMD fails (the substitution is not tested, so
+# set -e and inherit_errexit apply inside it).
 lines() {
 	local -n lines_out=$1
 	local text
 	shift
-	text=$("$@") || die "'$*' failed (exit $?)"
+	text=$("$@")
 	lines_out=()
 	[ -z "$text" ] || mapfile -t lines_out <<<"$text"
 }
@@ -115,9 +123,21 @@ WB_SPAWNED=()
 spawn() {
 	local -n spawn_pid=$1
 	shift
-	setsid "$@" &
+	# Not holding scripts/check's lock (fd 9) past the script.
+	setsid "$@" 9>&- &
 	spawn_pid=$!
 	WB_SPAWNED+=("$spawn_pid")
+}
+
+# reap PID: wait for a spawned job and forget it (its pid may be reused).
+reap() {
+	local rc=0 p keep=()
+	wait "$1" || rc=$?
+	for p in "${WB_SPAWNED[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	WB_SPAWNED=("${keep[@]}")
+	return $rc
 }
 
 # wb_cleanup: kill what spawn started (the EXIT trap; a script that sets

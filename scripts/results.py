@@ -50,9 +50,9 @@ class Result:
 	note: str = ''
 
 	def tsv(self) -> str:
-		"""One TSV record."""
-		return (f'{self.name}\t{self.passed}\t{self.failed}\t'
-			f'{self.skipped}\t{self.note}')
+		"""One TSV record (tabs and newlines in the text become spaces)."""
+		name, note = (re.sub(r'[\t\n]', ' ', x) for x in (self.name, self.note))
+		return f'{name}\t{self.passed}\t{self.failed}\t{self.skipped}\t{note}'
 
 
 # A test that did not pass, whatever its counts say: a crashed suite with no
@@ -94,6 +94,24 @@ def names_note(names: List[str], limit: int = 10) -> str:
 	return 'failed: ' + ', '.join(names[:limit]) + more
 
 
+TOP_PLAN = re.compile(r'^1\.\.(\d+)')
+TOP_RESULT = re.compile(r'^(ok|not ok) \d+')
+
+
+def top_level_plan(lines: List[str]) -> Tuple[Optional[int], int]:
+	"""The plan of a KTAP document's top level, and its number of results
+	(kunit_parser neither fails a missing plan nor counts results past it)."""
+	plan: Optional[int] = None
+	results = 0
+	for line in lines:
+		m = TOP_PLAN.match(line)
+		if m and plan is None:
+			plan = int(m.group(1))
+		elif TOP_RESULT.match(line):
+			results += 1
+	return plan, results
+
+
 def parse_ktap(lines: Iterable[str], name: str) -> Result:
 	"""Results of one KTAP document (a test program's output)."""
 	lines = list(lines)
@@ -105,6 +123,15 @@ def parse_ktap(lines: Iterable[str], name: str) -> Result:
 			break
 	test = kunit_parser.parse_run_tests(lines, kunit_printer.null_printer)
 	passed, failed, skipped = counts_of(test)
+	plan, results = top_level_plan(lines)
+	problem = ''
+	if results and plan is None:
+		problem = 'no plan line'
+	elif plan is not None and results > plan:
+		problem = f'{results} results for a plan of {plan}'
+	if problem:
+		failed += 1
+		return Result(name, passed, failed, skipped, problem)
 	note = ''
 	if test.status == kunit_parser.TestStatus.FAILURE_TO_PARSE_TESTS:
 		note = 'no KTAP output'
@@ -216,6 +243,9 @@ SPLAT_PATTERNS = [
 	r'DEBUG_LOCKS_WARN_ON',
 	r'UBSAN: ',
 	r'KASAN: ',
+	# Detectors that switched themselves off no longer detect anything.
+	r'kmemleak: Kernel memory leak detector disabled',
+	r'DMA-API: debugging out of memory',
 	r'kmemleak: \d+ new suspected memory leaks',
 ]
 KMEMLEAK_SUMMARY = re.compile(SPLAT_PATTERNS[-1])

@@ -82,10 +82,15 @@ def read_rows(paths: List[str]) -> List[Row]:
 		with open(path, encoding='utf-8') as f:
 			for n, line in enumerate(f, 1):
 				parts = line.rstrip('\n').split('\t')
-				if len(parts) != 7:
-					raise ValueError(f'{path}:{n}: expected 7 fields, got {len(parts)}')
-				rows.append(Row(parts[0], parts[1], parts[2], int(parts[3]),
-						int(parts[4]), int(parts[5]), parts[6]))
+				try:
+					if len(parts) != 7:
+						raise ValueError(f'{len(parts)} fields')
+					rows.append(Row(parts[0], parts[1], parts[2], int(parts[3]),
+							int(parts[4]), int(parts[5]), parts[6]))
+				except ValueError as e:
+					# Counted as a failure: the summary line must come.
+					rows.append(Row('series', 'workbench', f'{path}:{n}', 0, 1, 0,
+							f'malformed record ({e}): {line.strip()[:80]}'))
 	return rows
 
 

@@ -17,6 +17,9 @@ export KERNEL_DIR=${KERNEL_DIR:-$TOP/kernel}
 
 PLAN=13
 n=0
+# The stand-ins' sleep, unique to this run (other checkouts may run these
+# tests at the same time).
+NAP=$((3000 + $$ % 5000))
 failed=0
 echo "KTAP version 1"
 echo "1..$PLAN"
@@ -95,19 +98,24 @@ t_process_substitution_error() {
 # lines: the helper behind those substitutions.
 t_lines_helper() {
 	local rc=0
-	(
-		# shellcheck source=scripts/lib.sh
-		. "$TOP/scripts/lib.sh"
-		a=() b=()
-		lines a printf 'x\ny\n'
+	# A shell of its own: set -e is ignored in a tested context like this one.
+	bash -c '
+		. "$1/scripts/lib.sh"
+		a=() b=() c=()
+		lines a printf "x\ny\n"
 		[ "${#a[@]}" = 2 ] || exit 7
 		lines b true
 		[ "${#b[@]}" = 0 ] || exit 7
-		lines c false
+		# A failure in the middle of a function, not only at its end.
+		f() {
+			false
+			echo hi
+		}
+		lines c f
 		exit 0		# not reached: lines stops the script
-	) >"$T/log" 2>&1 || rc=$?
+	' sh "$TOP" >"$T/log" 2>&1 || rc=$?
 	cat "$T/log"
-	[ "$rc" = 1 ] && grep -q "'false' failed" "$T/log"
+	[ "$rc" = 1 ] && grep -q "error: false failed" "$T/log"
 }
 
 # Unknown names stop at once, with the names that exist.
@@ -177,7 +185,7 @@ t_vm_timeout_from_settings() {
 
 # interrupt NAME CMD...: start CMD as Ctrl-C would find it (a process
 # group of its own), wait until the stand-in NAME (sleeping in
-# "sleep 317") runs, send SIGINT to the group, and succeed when CMD exited
+# "sleep $NAP") runs, send SIGINT to the group, and succeed when CMD exited
 # and nothing of the stand-in is left.
 interrupt() {
 	local name=$1 pid
@@ -198,11 +206,11 @@ os.execvp(sys.argv[1], sys.argv[1:])' "$@" >"$T/log" 2>&1 &
 	timeout 20 tail --pid="$pid" -f /dev/null || { echo "$* did not stop on SIGINT"; return 1; }
 	sleep 0.5
 	cat "$T/log"
-	if pgrep -f "$T/bin/$name" >/dev/null || pgrep -fx 'sleep 317' >/dev/null; then
+	if pgrep -f "$T/bin/$name" >/dev/null || pgrep -fx "sleep $NAP" >/dev/null; then
 		echo "left running:"
-		pgrep -af "$T/bin/$name|^sleep 317$"
+		pgrep -af "$T/bin/$name|^sleep $NAP$"
 		pkill -f "$T/bin/$name"
-		pkill -fx 'sleep 317'
+		pkill -fx "sleep $NAP"
 		return 1
 	fi
 }
@@ -210,7 +218,7 @@ os.execvp(sys.argv[1], sys.argv[1:])' "$@" >"$T/log" 2>&1 &
 # Ctrl-C during the guest run leaves no QEMU behind.
 t_interrupt_vm() {
 	fake_build "$T/b9"
-	stub qemu-system-x86_64 'sleep 317'
+	stub qemu-system-x86_64 "sleep $NAP"
 	PATH=$T/bin:$PATH BUILD_DIR=$T/b9 interrupt qemu-system-x86_64 "$TOP/scripts/vm"
 	local rc=$?
 	rm -f "$T/bin/qemu-system-x86_64"
@@ -221,7 +229,7 @@ t_interrupt_vm() {
 t_interrupt_build() {
 	mkdir -p "$T/b10/kernel"
 	: >"$T/b10/kernel/.config"
-	stub make 'sleep 317'
+	stub make "sleep $NAP"
 	PATH=$T/bin:$PATH BUILD_DIR=$T/b10 interrupt make "$TOP/scripts/build" kernel
 	local rc=$?
 	rm -f "$T/bin/make"

@@ -176,6 +176,7 @@ k notes --ref=refs/notes/wb-topic add -m unbuilt HEAD
 # A patch adding a file under a Kconfig option of its own, which the
 # configuration (like the test kernel's fragment) enables.
 printf '\nconfig WB_TEST_OPTION\n\tbool "wb test"\n' >>"$WT/kernel/dma/Kconfig"
+# shellcheck disable=SC2016 # a Makefile line
 printf 'obj-$(CONFIG_WB_TEST_OPTION) += wb_test.o\n' >>"$WT/kernel/dma/Makefile"
 printf '// SPDX-License-Identifier: GPL-2.0\nint wb_test_option;\n' >"$WT/kernel/dma/wb_test.c"
 k add kernel/dma/wb_test.c

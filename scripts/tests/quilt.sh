@@ -192,6 +192,7 @@ t_online_route() {
 		GIT_COMMITTER_DATE=2026-01-10T00:00:00Z git -C "$st" commit -q -m "Linux 6.18.5" &&
 		git -C "$st" tag v6.18.5 &&
 		sed -e "s|^STABLE_URL=.*|STABLE_URL=file://$st|" "$T/base.env" >"$T/base-online.env" &&
+		echo "IMPORT_COMMIT=$(git -C "$KERNEL_DIR" rev-parse v6.18.5)" >>"$T/base-online.env" &&
 		WB_OFFLINE=0 WB_BASE_ENV=$T/base-online.env KERNEL_DIR=$T/k6 \
 			"$TOP/scripts/fetch-base" 2>"$T/err" &&
 		grep -q 'fetching v6.18.5 from the stable tree' "$T/err" &&

@@ -85,6 +85,16 @@ class KselftestTest(unittest.TestCase):
 		# Skipped as a whole, but the runner saw a failure exit: failed.
 		self.assertEqual(r['a:lies'].failed, 1)
 
+	def test_missing_plan_and_results_past_it_fail(self) -> None:
+		r = results.parse_ktap(['TAP version 13', 'ok 1 a', 'ok 2 b'], 'x')
+		self.assertEqual((r.passed, r.failed, r.note), (2, 1, 'no plan line'))
+		r = results.parse_ktap(['TAP version 13', '1..1', 'ok 1 a', 'not ok 2 b'], 'y')
+		self.assertEqual((r.failed, r.note), (1, '2 results for a plan of 1'))
+
+	def test_record_text_has_no_tabs(self) -> None:
+		r = results.Result('a\tb', 1, 0, 0, 'x\ty\nz')
+		self.assertEqual(r.tsv().split('\t'), ['a b', '1', '0', '0', 'x y z'])
+
 	def test_no_program_ran(self) -> None:
 		import contextlib  # pylint: disable=import-outside-toplevel
 		import io  # pylint: disable=import-outside-toplevel
@@ -326,6 +336,15 @@ class SummaryTest(unittest.TestCase):
 		self.assertTrue(out.endswith('\n226 passed, 1 failed, 5 skipped'))
 		self.assertIn('0/1 (1 FAILED)', out)
 		self.assertIn('224/229 (5 skipped)', out)
+
+	def test_malformed_record_is_a_failure(self) -> None:
+		import tempfile  # pylint: disable=import-outside-toplevel
+		with tempfile.NamedTemporaryFile('w', suffix='.tsv') as f:
+			f.write('t\ttest\tok\t1\t0\t0\t\nt\ttest\tbad\t1\t0\n')
+			f.flush()
+			rows = summary.read_rows([f.name])
+		self.assertEqual([(r.name, r.failed) for r in rows], [('ok', 0), (f'{f.name}:2', 1)])
+		self.assertTrue(summary.summarize(rows).endswith('1 passed, 1 failed, 0 skipped'))
 
 	def test_series_order_workbench_apart_and_json(self) -> None:
 		import tempfile  # pylint: disable=import-outside-toplevel
