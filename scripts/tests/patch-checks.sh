@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=18
+PLAN=19
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -214,6 +214,23 @@ BUILD_DIR=$T/build2 KOUT=$KOUT_T "$TOP/scripts/check-patches" >"$T/check8.log" 2
 result "a changed check input checks every patch again" \
 	bash -c "! grep -q 'unchanged: earlier result' '$T/check8.log' &&
 		[[ \"$(rec2 built)\" == '1 0 '* ]]"
+
+# A series of one header that nothing includes: no directory to build, so
+# no baseline (not make's default target, the whole kernel), and the patch
+# is skipped by name rather than passed.
+k checkout -q -B wb-test v6.18.5
+printf '/* SPDX-License-Identifier: GPL-2.0 */\n#define WB_TEST 1\n' >"$WT/include/linux/wb_test.h"
+k add include/linux/wb_test.h
+k commit -q -s -m "linux: a header of its own" -m "For the test."
+k notes --ref=refs/notes/wb-topic add -m header HEAD
+rm -rf "$QUILT_DIR"
+mkdir -p "$QUILT_DIR"
+"$TOP/scripts/export" >"$T/export3.log" 2>&1
+BUILD_DIR=$T/build3 KOUT=$KOUT_T timeout 300 "$TOP/scripts/check-patches" >"$T/check9.log" 2>&1
+result "build: a header nothing includes is skipped by name; nothing else is built" \
+	bash -c "awk -F'\t' '\$2 == \"build\" { print \$4, \$5, \$6, \$7 }' '$T/build3/results/patches.tsv' |
+		grep -q '^0 0 1 nothing built .*include/linux/wb_test.h' &&
+		! grep -q vmlinux '$T/build3/logs/patches/baseline.log'"
 
 if [ "$failed" != 0 ]; then
 	for f in "$T"/*.log "$BUILD_DIR"/results/*.tsv \
