@@ -32,6 +32,7 @@ WB_T0=${WB_T0:-$(date +%s)}
 export WB_T0
 
 die() {
+	trap - ERR	# said here already
 	printf '%s: error: %s\n' "$WB_PROG" "$*" >&2
 	exit 1
 }
