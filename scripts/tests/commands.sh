@@ -15,28 +15,12 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export KERNEL_DIR=${KERNEL_DIR:-$TOP/kernel}
 
-PLAN=13
-n=0
 # The stand-ins' sleep, unique to this run (other checkouts may run these
 # tests at the same time).
 NAP=$((3000 + $$ % 5000))
-failed=0
-echo "KTAP version 1"
-echo "1..$PLAN"
-
-# check NAME CMD...: one KTAP result; CMD's output becomes diagnostics on failure.
-check() {
-	local name=$1
-	shift
-	n=$((n + 1))
-	if "$@" >"$T/out" 2>&1; then
-		echo "ok $n $name"
-	else
-		failed=$((failed + 1))
-		sed 's/^/# /' "$T/out"
-		echo "not ok $n $name"
-	fi
-}
+# shellcheck source=scripts/tests/ktap.sh
+. "$TOP/scripts/tests/ktap.sh"
+ktap_plan 13
 
 # A stand-in for a command, first on PATH: stub NAME SCRIPT.
 mkdir -p "$T/bin"
@@ -259,5 +243,4 @@ check "vm: the guest's time limit is the sum of the programs' own" t_vm_timeout_
 check "Ctrl-C during the guest run leaves nothing running" t_interrupt_vm
 check "Ctrl-C during the kernel build leaves nothing running" t_interrupt_build
 check "the kernel gitlink records the base commit" t_gitlink_is_the_base
-echo "# commands: $((n - failed)) passed, $failed failed"
-[ "$failed" = 0 ]
+ktap_end commands

@@ -16,24 +16,9 @@ export GIT_CONFIG_NOSYSTEM=1 HOME=$T/home
 mkdir -p "$HOME"
 git config --global init.defaultBranch master
 
-n=0
-failed=0
-echo "KTAP version 1"
-echo "1..11"
-
-# check NAME CMD...: one KTAP result.
-check() {
-	local name=$1
-	shift
-	n=$((n + 1))
-	if "$@" >"$T/out" 2>&1; then
-		echo "ok $n $name"
-	else
-		failed=$((failed + 1))
-		sed 's/^/# /' "$T/out"
-		echo "not ok $n $name"
-	fi
-}
+# shellcheck source=scripts/tests/ktap.sh
+. "$TOP/scripts/tests/ktap.sh"
+ktap_plan 11
 
 # A scratch "release tarball" and the base description that matches it.
 mk_tarball() {
@@ -215,5 +200,4 @@ check "export: notes survive rebase; inserted commit joins its topic" t_rebase_k
 check "export --check: an unchanged quilt passes, a changed byte fails" t_export_check
 check "base: the online route with a stand-in stable tree; the quilt exports the same" t_online_route
 
-echo "# quilt: $((n - failed)) passed, $failed failed"
-[ "$failed" = 0 ]
+ktap_end quilt
