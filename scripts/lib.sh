@@ -103,6 +103,11 @@ record() {
 	[ "$5" != fail ] || warn "$4: $3: ${note:-failed}"
 }
 
+# has_failure [FILE]: FILE (or stdin) holds a record with failed > 0.
+has_failure() {
+	grep -qP '\t[0-9]+\t[1-9][0-9]*\t[0-9]+\t[^\t]*$' "$@"
+}
+
 # CCACHE_BASEDIR: paths in compiler command lines are made relative to the
 # checkout, so a fresh clone elsewhere still hits the cache.
 export CCACHE_BASEDIR=$WB_TOP
