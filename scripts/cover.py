@@ -11,6 +11,8 @@ refreshes the tail and keeps the words.
 
     cover.py fill GENERATED EXISTING    rewrite GENERATED in place
     cover.py check COVER                fail if placeholders remain
+    cover.py text COVER                 print the subject, a blank line and
+                                        the text (a b4 prep cover letter)
 """
 
 import re
@@ -122,6 +124,11 @@ def check(text: str) -> List[str]:
 	return problems
 
 
+def text(cover: Cover) -> str:
+	"""The cover letter as 'b4 prep --edit-cover' takes it."""
+	return cover.subject + '\n\n' + '\n'.join(cover.blurb) + '\n'
+
+
 def main(argv: List[str]) -> int:
 	"""Command line entry point."""
 	if len(argv) == 4 and argv[1] == 'fill':
@@ -148,6 +155,15 @@ def main(argv: List[str]) -> int:
 		for p in problems:
 			print(f'{argv[2]}: {p}', file=sys.stderr)
 		return 1 if problems else 0
+	if len(argv) == 3 and argv[1] == 'text':
+		with open(argv[2], encoding='utf-8') as f:
+			content = f.read()
+		try:
+			sys.stdout.write(text(parse(content)))
+		except CoverError as e:
+			print(f'cover.py: {argv[2]}: {e}', file=sys.stderr)
+			return 1
+		return 0
 	print(__doc__, file=sys.stderr)
 	return 2
 

@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=19
+PLAN=20
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -147,10 +147,20 @@ result "kernel-doc that cannot run fails" \
 		grep -q 'kernel-doc did not run' '$BUILD_DIR/results/patches.tsv'"
 
 "$TOP/scripts/mail" --check good bad >"$T/mail.log" 2>&1
-result "mail: clean topic applies, placeholder cover letter refused" \
+result "mail: b4 mails of the clean topic read back, placeholder cover letter refused" \
 	bash -c "grep -qP '^good\tmail\tgood\t1\t0' '$BUILD_DIR/results/mail.tsv' &&
 		grep -qP '^bad\tmail\tbad\t0\t1\t0\tcover letter: .*placeholder' '$BUILD_DIR/results/mail.tsv' &&
-		grep -q '^To: ' '$BUILD_DIR/mail/good/0001-lib-cmdline-say-that-get_option-parses-one-integer.patch'"
+		grep -q '^X-Mailer: b4 ' '$BUILD_DIR/mail/good/0001-lib-cmdline-say-that-get_option-parses-one-integer.eml' &&
+		grep -q '^To: ' '$BUILD_DIR/mail/good/0001-lib-cmdline-say-that-get_option-parses-one-integer.eml' &&
+		git -C '$WT' rev-parse -q --verify b4/good >/dev/null"
+# b4 drops cover letter lines that start with '#': the read-back sees it.
+cp "$QUILT_DIR/patches/good/0000-cover-letter.patch" "$T/cover.keep"
+sed -i 's/^One comment\.$/&\n#include <linux\/kernel.h> is not needed./' \
+	"$QUILT_DIR/patches/good/0000-cover-letter.patch"
+"$TOP/scripts/mail" --check good >"$T/mail1.log" 2>&1
+result "mail: a cover letter b4 changes fails" \
+	grep -qP '^good\tmail\tgood\t0\t1\t0\tcover letter text differs' "$BUILD_DIR/results/mail.tsv"
+cp "$T/cover.keep" "$QUILT_DIR/patches/good/0000-cover-letter.patch"
 
 GET_MAINTAINER=$T/no-such-get_maintainer.pl "$TOP/scripts/mail" --check good \
 	>"$T/mail2.log" 2>&1
