@@ -31,6 +31,20 @@ WB_PROG=$(basename "$0")
 WB_T0=${WB_T0:-$(date +%s)}
 export WB_T0
 
+# wb_lock: one workbench command at a time in a checkout: never two kernel
+# builds at once, never a guest booting a kernel being rebuilt.  Held on
+# fd 9 until the script exits; the scripts scripts/check starts run under
+# its lock (WB_LOCKED).
+wb_lock() {
+	[ -z "${WB_LOCKED:-}" ] || return 0
+	mkdir -p "$BUILD_DIR"
+	exec 9>"$BUILD_DIR/.check.lock"
+	flock -n 9 || die "another workbench command ('make run', 'make check', a build," \
+		"the per-patch checks...) is running in $WB_TOP (it holds" \
+		"$BUILD_DIR/.check.lock); wait for it or stop it"
+	export WB_LOCKED=1
+}
+
 die() {
 	trap - ERR	# said here already
 	printf '%s: error: %s\n' "$WB_PROG" "$*" >&2

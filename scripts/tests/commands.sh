@@ -51,12 +51,31 @@ t_second_run_refused() {
 	flock "$T/b2/.check.lock" sleep 30 &
 	local holder=$! rc=0
 	sleep 0.5
-	BUILD_DIR=$T/b2 "$TOP/scripts/check" run >"$T/log" 2>&1 || rc=$?
+	env -u WB_LOCKED BUILD_DIR="$T/b2" "$TOP/scripts/check" run >"$T/log" 2>&1 || rc=$?
 	kill "$holder" 2>/dev/null
 	wait "$holder" 2>/dev/null
 	cat "$T/log"
-	[ "$rc" != 0 ] && grep -q "another 'make run' or 'make check' is running" "$T/log" &&
+	[ "$rc" != 0 ] && grep -q "another workbench command .* is running" "$T/log" &&
 		[ "$(cat "$T/b2/results/x.tsv")" = keep ]
+}
+
+# So is every other command that builds, boots or checks out: each stops
+# at once with the message, before touching anything.
+t_other_commands_refused() {
+	mkdir -p "$T/blk"
+	flock "$T/blk/.check.lock" sleep 30 &
+	local holder=$! s bad=''
+	sleep 0.5
+	for s in build vm check-patches kunit mail apply; do
+		if env -u WB_LOCKED BUILD_DIR="$T/blk" timeout 20 "$TOP/scripts/$s" >"$T/log.$s" 2>&1 ||
+			! grep -q "another workbench command .* is running" "$T/log.$s"; then
+			bad+=" $s"
+			cat "$T/log.$s"
+		fi
+	done
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	[ -z "$bad" ] || { echo "not refused:$bad"; return 1; }
 }
 
 # configs/tests.list with a typo is an error, named with its line.
@@ -232,6 +251,7 @@ t_gitlink_is_the_base() {
 
 check "make check ends with the summary line after an unexpected stop" t_summary_after_unexpected_stop
 check "a second make check is refused while one runs" t_second_run_refused
+check "every other workbench command is refused while one runs" t_other_commands_refused
 check "a typo in configs/tests.list is an error" t_tests_list_typo
 check "an error inside a process substitution stops the build" t_process_substitution_error
 check "lines: a failing command stops the script" t_lines_helper

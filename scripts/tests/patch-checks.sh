@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=20
+PLAN=21
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -36,7 +36,10 @@ fi
 git -C "$WT" am --abort >/dev/null 2>&1
 git -C "$WT" checkout -q -f --detach v6.18.5 || exit 1
 
-export KERNEL_DIR=$WT QUILT_DIR=$T/quilt BUILD_DIR=$T/build SERIES_BRANCH=wb-test
+# The checks run in $WT itself (PATCH_TREE): the tinyconfig build below is
+# of its sources.  One test gives them another worktree to show that
+# KERNEL_DIR is never checked out.
+export KERNEL_DIR=$WT PATCH_TREE=$WT QUILT_DIR=$T/quilt BUILD_DIR=$T/build SERIES_BRANCH=wb-test
 export GIT_AUTHOR_NAME="Ada Tester" GIT_AUTHOR_EMAIL=ada@example.org
 export GIT_COMMITTER_NAME="Ada Tester" GIT_COMMITTER_EMAIL=ada@example.org
 mkdir -p "$QUILT_DIR"
@@ -145,6 +148,26 @@ KERNELDOC=$T/no-such-kernel-doc.pl CHECK_BUILD=0 "$TOP/scripts/check-patches" >"
 result "kernel-doc that cannot run fails" \
 	bash -c "[ \"$(rec good kernel-doc)\" = '0 1' ] &&
 		grep -q 'kernel-doc did not run' '$BUILD_DIR/results/patches.tsv'"
+
+# The checks leave KERNEL_DIR alone: its branch stays checked out while
+# they run (a checkpatch stand-in looks), and an uncommitted edit stays.
+k checkout -q wb-test
+echo '/* an edit in progress */' >>"$WT/lib/cmdline.c"
+cat >"$T/spy.pl" <<EOF
+system("git -C '$WT' symbolic-ref -q HEAD >>'$T/head-during' || echo detached >>'$T/head-during'");
+exec('perl', '$WT/scripts/checkpatch.pl', @ARGV);
+EOF
+git -C "$MAIL_TREE" checkout -q -f --detach v6.18.5 2>/dev/null ||
+	git -C "$REAL_KERNEL" worktree add -q --detach "$MAIL_TREE" v6.18.5
+PATCH_TREE=$MAIL_TREE CHECKPATCH=$T/spy.pl CHECK_BUILD=0 "$TOP/scripts/check-patches" \
+	>"$T/check-tree.log" 2>&1
+result "the per-patch checks never check out KERNEL_DIR" \
+	bash -c "[ \"\$(sort -u '$T/head-during')\" = refs/heads/wb-test ] &&
+		[ \"\$(grep -c . '$T/head-during')\" = 3 ] &&
+		[ \"\$(git -C '$WT' symbolic-ref HEAD)\" = refs/heads/wb-test ] &&
+		tail -1 '$WT/lib/cmdline.c' | grep -qF 'an edit in progress' &&
+		[ \"$(rec good checkpatch)\" = '1 0' ]"
+k checkout -q -f wb-test
 
 "$TOP/scripts/mail" --check good bad >"$T/mail.log" 2>&1
 result "mail: b4 mails of the clean topic read back, placeholder cover letter refused" \
