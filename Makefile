@@ -24,7 +24,7 @@ help:
 	@echo 'make mail [TOPIC=t] write a topic'"'"'s mails to build/mail/<t>/ and check they apply'
 	@echo 'make patch-checks   checkpatch, kernel-doc, Signed-off-by and W=1 build per patch'
 	@echo 'make selftest       the workbench'"'"'s own tests'
-	@echo 'make clean          remove build/ (kernel/ and ccache are kept)'
+	@echo 'make clean          remove build/ (kernel/, ccache and ~/.cache/linux-wb are kept)'
 
 run:
 	$(S)/check run

@@ -26,6 +26,10 @@ SERIES_BRANCH=${SERIES_BRANCH:-series}
 # git notes ref that records which topic a commit of $SERIES_BRANCH belongs to.
 TOPIC_NOTES=refs/notes/wb-topic
 
+# Caches that outlive a checkout, like ccache's: results that a fresh
+# clone may reuse because everything that decides them is in their key.
+WB_CACHE=${WB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/linux-wb}
+
 WB_PROG=$(basename "$0")
 # One clock for a whole run: scripts started by scripts/check inherit it.
 WB_T0=${WB_T0:-$(date +%s)}

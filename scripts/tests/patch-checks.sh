@@ -40,6 +40,8 @@ git -C "$WT" checkout -q -f --detach v6.18.5 || exit 1
 # of its sources.  One test gives them another worktree to show that
 # KERNEL_DIR is never checked out.
 export KERNEL_DIR=$WT PATCH_TREE=$WT QUILT_DIR=$T/quilt BUILD_DIR=$T/build SERIES_BRANCH=wb-test
+# Not the user's result cache.
+export WB_CACHE=$T/cache
 export GIT_AUTHOR_NAME="Ada Tester" GIT_AUTHOR_EMAIL=ada@example.org
 export GIT_COMMITTER_NAME="Ada Tester" GIT_COMMITTER_EMAIL=ada@example.org
 mkdir -p "$QUILT_DIR"

@@ -18,7 +18,7 @@ git config --global init.defaultBranch master
 
 # shellcheck source=scripts/tests/ktap.sh
 . "$TOP/scripts/tests/ktap.sh"
-ktap_plan 11
+ktap_plan 12
 
 # A scratch "release tarball" and the base description that matches it.
 mk_tarball() {
@@ -74,6 +74,30 @@ t_base_missing() {
 	! KERNEL_DIR=$T/k5 KERNEL_TARBALL=$T/nonexistent.tar.xz \
 		"$TOP/scripts/fetch-base" 2>"$T/err" &&
 		grep -q 'nonexistent.tar.xz does not exist' "$T/err"
+}
+
+# A second checkout on the machine takes the import from the cache (and
+# gets the same commit); a damaged cache is noticed and the tarball
+# imported instead.
+t_base_cache() {
+	local want
+	want=$(git -C "$KERNEL_DIR" rev-parse v6.18.5)
+	sed "s/^TARBALL_TREE=.*/&\nIMPORT_COMMIT=$want/" "$T/base.env" >"$T/base-c.env"
+	WB_BASE_ENV=$T/base-c.env KERNEL_DIR=$T/kc1 KERNEL_TARBALL=$T/base.tar.xz \
+		"$TOP/scripts/fetch-base" 2>"$T/err" &&
+		grep -q 'keeping the base import' "$T/err" &&
+		WB_BASE_ENV=$T/base-c.env KERNEL_DIR=$T/kc2 KERNEL_TARBALL=$T/nonexistent \
+			"$TOP/scripts/fetch-base" 2>"$T/err" &&
+		grep -q 'the base import from .*verifying' "$T/err" &&
+		[ "$(git -C "$T/kc2" rev-parse v6.18.5)" = "$want" ] &&
+		[ "$(cat "$T/kc2/mm/a.c")" = "$(cat "$T/kc1/mm/a.c")" ] || return 1
+	local pack
+	pack=$(ls "$HOME"/.cache/linux-wb/base/*/objects.pack)
+	printf 'XXXX' | dd of="$pack" bs=1 seek=200 conv=notrunc 2>/dev/null
+	WB_BASE_ENV=$T/base-c.env KERNEL_DIR=$T/kc3 KERNEL_TARBALL=$T/base.tar.xz \
+		"$TOP/scripts/fetch-base" 2>"$T/err" &&
+		grep -q 'is damaged: importing the tarball instead' "$T/err" &&
+		[ "$(git -C "$T/kc3" rev-parse v6.18.5)" = "$want" ]
 }
 
 # Two topics of commits on the series branch, as a developer makes them.
@@ -189,6 +213,7 @@ t_online_route() {
 }
 
 check "base: tarball import is deterministic and idempotent" t_base_import
+check "base: another checkout takes the import from the verified cache" t_base_cache
 check "base: corrupted tarball is refused with expected checksum" t_base_corrupt
 check "base: tree mismatch is refused with expected tree" t_base_wrong_tree
 check "base: missing tarball names the path it looked at" t_base_missing
