@@ -161,7 +161,7 @@ exec('perl', '$WT/scripts/checkpatch.pl', @ARGV);
 EOF
 git -C "$MAIL_TREE" checkout -q -f --detach v6.18.5 2>/dev/null ||
 	git -C "$REAL_KERNEL" worktree add -q --detach "$MAIL_TREE" v6.18.5
-PATCH_TREE=$MAIL_TREE CHECKPATCH=$T/spy.pl CHECK_BUILD=0 "$TOP/scripts/check-patches" \
+PATCH_TREE=$MAIL_TREE CHECKPATCH=$T/spy.pl CHECK_BUILD=0 WB_PATCH_CACHE=0 "$TOP/scripts/check-patches" \
 	>"$T/check-tree.log" 2>&1
 result "the per-patch checks never check out KERNEL_DIR" \
 	bash -c "[ \"\$(sort -u '$T/head-during')\" = refs/heads/wb-test ] &&
