@@ -44,6 +44,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -210,12 +211,26 @@ static bool open_dev(struct __test_metadata *_metadata,
 {
 	int ret;
 
+	struct vfio_device_feature probe = {
+		.argsz = sizeof(probe),
+		.flags = VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_GET |
+			 VFIO_DEVICE_FEATURE_DMA_BUF,
+	};
+
 	if (!pci->present)
 		SKIP(return false, "%s", vd_missing(what));
 	ret = vd_dev_open(&self->vfio, pci, dev);
 	EXPECT_EQ(0, ret)
 		TH_LOG("%s %s: %s", what, pci->name, vd_errmsg);
-	return !ret;
+	if (ret)
+		return false;
+	/* A kernel without the feature: nothing to test (kselftest convention). */
+	if (vd_feature_ioctl(dev->fd, &probe) == -ENOTTY) {
+		vd_dev_close(dev);
+		SKIP(return false,
+		     "kernel without VFIO_DEVICE_FEATURE_DMA_BUF (ENOTTY): CONFIG_VFIO_PCI_DMABUF");
+	}
+	return true;
 }
 
 static bool open_ivshmem(struct __test_metadata *_metadata,
@@ -229,11 +244,17 @@ static bool open_ivshmem(struct __test_metadata *_metadata,
 	return dev->regions[IVSHMEM_RAM_BAR].size >= 4 * self->page;
 }
 
-/* Open the importer: it must be there (the config asks for it). */
+/*
+ * Open the importer. A kernel built without the test module skips (the
+ * config asks for it); a module that is there but cannot be used fails.
+ */
 static bool open_importer(struct __test_metadata *_metadata,
 			  struct vd_test *self)
 {
 	self->importer = vd_importer_open();
+	if (self->importer == -ENOENT &&
+	    access("/sys/module/" IMPORTER_NAME, F_OK))
+		SKIP(return false, "%s", vd_errmsg);
 	EXPECT_LE(0, self->importer)
 		TH_LOG("%s", vd_errmsg);
 	return self->importer >= 0;
@@ -747,6 +768,96 @@ TEST_F(vfio_dmabuf, address_overflows)
 	/* BAR start + offset wraps around phys_addr_t. */
 	ASSERT_EQ(-EOVERFLOW, export1(&dev, IVSHMEM_RAM_BAR, -self->t.page,
 				      self->t.page, O_RDWR));
+}
+
+/*
+ * vfio-pci requests and maps a BAR's resources the first time the BAR is
+ * used. First uses racing on the same BAR must all succeed: unserialised,
+ * the losers failed with EBUSY (read, mmap) or a spurious ENODEV (export).
+ */
+#define FIRST_USE_ROUNDS	100
+
+enum first_use_kind { FIRST_EXPORT, FIRST_READ, FIRST_MMAP, FIRST_NR };
+
+static const char *const first_use_name[FIRST_NR] = {
+	"export", "pread", "mmap",
+};
+
+struct first_use {
+	struct vd_dev *dev;
+	pthread_barrier_t *start;
+	enum first_use_kind kind;
+	long page;
+	int err;		/* 0, or the errno the first use failed with */
+};
+
+static void *first_use_thread(void *arg)
+{
+	struct first_use *u = arg;
+	__u64 offset = u->dev->regions[IVSHMEM_RAM_BAR].offset;
+	uint32_t word;
+	void *p;
+	int fd;
+
+	pthread_barrier_wait(u->start);
+	switch (u->kind) {
+	case FIRST_EXPORT:
+		fd = export1(u->dev, IVSHMEM_RAM_BAR, 0, u->page, O_RDWR);
+		if (fd < 0)
+			u->err = -fd;
+		else
+			close(fd);
+		break;
+	case FIRST_READ:
+		if (pread(u->dev->fd, &word, sizeof(word), offset) != sizeof(word))
+			u->err = errno ? errno : EIO;
+		break;
+	default:
+		p = mmap(NULL, u->page, PROT_READ, MAP_SHARED, u->dev->fd,
+			 offset);
+		if (p == MAP_FAILED)
+			u->err = errno;
+		else
+			munmap(p, u->page);
+		break;
+	}
+	return NULL;
+}
+
+TEST_F(vfio_dmabuf, first_use_race)
+{
+	int round, i, failed[FIRST_NR] = {};
+	struct first_use u[FIRST_NR];
+	pthread_t thread[FIRST_NR];
+	pthread_barrier_t start;
+	struct vd_dev dev;
+
+	for (round = 0; round < FIRST_USE_ROUNDS; round++) {
+		/* A new open: the BARs are set up again on first use. */
+		if (!open_ivshmem(_metadata, &self->t, &dev))
+			return;
+		ASSERT_EQ(0, pthread_barrier_init(&start, NULL, FIRST_NR));
+		for (i = 0; i < FIRST_NR; i++) {
+			u[i] = (struct first_use){
+				.dev = &dev, .start = &start, .kind = i,
+				.page = self->t.page,
+			};
+			ASSERT_EQ(0, pthread_create(&thread[i], NULL,
+						    first_use_thread, &u[i]));
+		}
+		for (i = 0; i < FIRST_NR; i++) {
+			ASSERT_EQ(0, pthread_join(thread[i], NULL));
+			if (u[i].err && !failed[i]++)
+				TH_LOG("round %d: %s failed: %s", round,
+				       first_use_name[i], strerror(u[i].err));
+		}
+		pthread_barrier_destroy(&start);
+		vd_dev_close(&dev);
+	}
+	for (i = 0; i < FIRST_NR; i++)
+		EXPECT_EQ(0, failed[i])
+			TH_LOG("%s failed in %d of %d rounds", first_use_name[i],
+			       failed[i], FIRST_USE_ROUNDS);
 }
 
 TEST_F(vfio_dmabuf, past_the_end)
