@@ -1103,6 +1103,55 @@ TEST_F(pfn_poison, register_extra)
 	EXPECT_EQ(0, ioctl(ctx->fd, TEST_PFN_POISON_UNREGISTER_ALL));
 }
 
+/* Whether the kernel log holds a line containing @what. */
+static bool kmsg_has(const char *what)
+{
+	char buf[2048];
+	bool found = false;
+	ssize_t n;
+	int fd;
+
+	fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	/* One record per read; EAGAIN at the end of the buffer. */
+	while (!found && ((n = read(fd, buf, sizeof(buf) - 1)) > 0 ||
+			  (n < 0 && errno == EPIPE))) {
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		found = strstr(buf, what);
+	}
+	close(fd);
+	return found;
+}
+
+/*
+ * A driver callback that returns a page offset outside the VMA, as one that
+ * checks only the lower bound does, is named in a warning (once per boot) and
+ * its process is not signalled; nothing WARNs in the memory error path.
+ */
+TEST_F(pfn_poison, callback_past_vma)
+{
+	struct pfn_poison_ctx *ctx = &self->ctx;
+	unsigned long long pfn = ctx->unreg_pfn;
+	size_t page_size = ctx->env.page_size;
+	char *map;
+
+	map = mmap(NULL, page_size, PROT_READ, MAP_SHARED, ctx->fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, register_pfns(ctx->fd, pfn, pfn,
+				   TEST_PFN_POISON_REGISTER_PAST_VMA));
+	reset_mce();
+	EXPECT_EQ(0, inject(pfn * page_size));
+	usleep(NO_SIGNAL_MS * 1000);
+	EXPECT_EQ(0, mce_count);
+	EXPECT_TRUE(kmsg_has("test_pfn_poison_past_vma_pgoff gave a page offset outside the VMA"))
+		TH_LOG("no warning naming the callback in the kernel log");
+	ASSERT_EQ(0, unregister_pfns(ctx->fd, pfn, pfn));
+	ASSERT_EQ(0, munmap(map, page_size));
+}
+
 /*
  * Unregistering a range that was never registered, even one that overlaps a
  * registered range, leaves the registered range alone.
