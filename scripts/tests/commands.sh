@@ -20,7 +20,7 @@ export KERNEL_DIR=${KERNEL_DIR:-$TOP/kernel}
 NAP=$((3000 + $$ % 5000))
 # shellcheck source=scripts/tests/ktap.sh
 . "$TOP/scripts/tests/ktap.sh"
-ktap_plan 13
+ktap_plan 14
 
 # A stand-in for a command, first on PATH: stub NAME SCRIPT.
 mkdir -p "$T/bin"
