@@ -20,7 +20,7 @@ export KERNEL_DIR=${KERNEL_DIR:-$TOP/kernel}
 NAP=$((3000 + $$ % 5000))
 # shellcheck source=scripts/tests/ktap.sh
 . "$TOP/scripts/tests/ktap.sh"
-ktap_plan 14
+ktap_plan 16
 
 # A stand-in for a command, first on PATH: stub NAME SCRIPT.
 mkdir -p "$T/bin"
@@ -249,6 +249,63 @@ t_gitlink_is_the_base() {
 	[ -n "$want" ] && [ "$link" = "$want" ]
 }
 
+# A stand-in for make's selftest install: installs run_kselftest.sh and a
+# list with only the target "built", and exits 0 as the selftests' top
+# Makefile does when any one target built.  Records the harness timeout of
+# the tree it was asked to build.
+selftest_make_stub() {
+	stub make '
+for a in "$@"; do
+	case "$a" in
+	INSTALL_PATH=*) inst=${a#INSTALL_PATH=} ;;
+	esac
+done
+case " $* " in
+*" install "*)
+	mkdir -p "$inst"
+	printf "#!/bin/sh\n" >"$inst/run_kselftest.sh"
+	chmod +x "$inst/run_kselftest.sh"
+	echo built:prog >"$inst/kselftest-list.txt"
+	grep "^#define TEST_TIMEOUT_DEFAULT" "$2/kselftest_harness.h" >"'"$T"'/harness-timeout"
+	;;
+esac
+exit 0'
+}
+
+# A selftest target that does not build fails 'make build', named.
+t_selftest_target_not_built() {
+	mkdir -p "$T/b11/kernel"
+	: >"$T/b11/kernel/.config"
+	selftest_make_stub
+	local rc=0
+	PATH=$T/bin:$PATH BUILD_DIR=$T/b11 SELFTESTS="built broken" \
+		"$TOP/scripts/build" selftests || rc=$?
+	rm -f "$T/bin/make"
+	echo "exit status $rc"
+	[ "$rc" != 0 ] && grep -q "not built: broken" "$T/out"
+}
+
+# make check-debug's selftests time each harness test out after
+# SELFTEST_HARNESS_TIMEOUT, built from a worktree; kernel/ keeps its 30.
+t_debug_harness_timeout() {
+	local k=$T/k12 h=tools/testing/selftests/kselftest_harness.h rc=0
+	mkdir -p "$k/${h%/*}" "$T/b12/kernel"
+	printf '#define TEST_TIMEOUT_DEFAULT 30\n' >"$k/$h"
+	: >"$k/Makefile"
+	git -C "$k" init -q && git -C "$k" add . &&
+		git -C "$k" -c user.name=t -c user.email=t@t commit -qm base || return 1
+	: >"$T/b12/kernel/.config"
+	selftest_make_stub
+	rm -f "$T/harness-timeout"
+	PATH=$T/bin:$PATH BUILD_DIR=$T/b12 KERNEL_DIR=$k SELFTESTS=built \
+		SELFTEST_HARNESS_TIMEOUT=600 "$TOP/scripts/build" selftests || rc=$?
+	rm -f "$T/bin/make"
+	echo "exit status $rc; built with: $(cat "$T/harness-timeout" 2>&1); kernel/ has: $(cat "$k/$h")"
+	[ "$rc" = 0 ] && grep -qx '#define TEST_TIMEOUT_DEFAULT 600' "$T/harness-timeout" &&
+		grep -qx '#define TEST_TIMEOUT_DEFAULT 30' "$k/$h" &&
+		git -C "$k" diff --quiet
+}
+
 check "make check ends with the summary line after an unexpected stop" t_summary_after_unexpected_stop
 check "a second make check is refused while one runs" t_second_run_refused
 check "every other workbench command is refused while one runs" t_other_commands_refused
@@ -263,4 +320,6 @@ check "vm: the guest's time limit is the sum of the programs' own" t_vm_timeout_
 check "Ctrl-C during the guest run leaves nothing running" t_interrupt_vm
 check "Ctrl-C during the kernel build leaves nothing running" t_interrupt_build
 check "the kernel gitlink records the base commit" t_gitlink_is_the_base
+check "a selftest target that does not build fails the build" t_selftest_target_not_built
+check "check-debug's harness timeout, kernel/ untouched" t_debug_harness_timeout
 ktap_end commands
