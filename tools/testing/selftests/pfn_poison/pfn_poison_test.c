@@ -6,9 +6,11 @@
  * leave alone with memmap=SIZE$ADDR, and therefore has no struct page, into
  * user space with VM_PFNMAP, like drivers map device memory, and registers it
  * with register_pfn_address_space(). Poison is injected by writing physical
- * addresses to /sys/devices/system/memory/hard_offline_page, and the tests
- * check the signals memory_failure() sends to the processes that map the
- * poisoned PFN, and that nothing else changes.
+ * addresses to /sys/devices/system/memory/hard_offline_page (an error
+ * report) or through the module's TEST_PFN_POISON_CONSUME (a task that
+ * consumed the poison, as the machine check handler reports it), and the
+ * tests check the signals memory_failure() sends to the processes that map
+ * the poisoned PFN, and that nothing else changes.
  *
  * Needs root and a kernel booted with memmap=SIZE$ADDR, e.g.
  * memmap=256M$0x70000000 for a guest with 2 GiB of RAM. The range should be
@@ -305,6 +307,19 @@ static int inject(unsigned long long phys)
 		ret = -EIO;
 	close(fd);
 	return ret;
+}
+
+/*
+ * Report that this task consumed the poison at @phys, as the machine check or
+ * SEA handler of the architecture does for an access: memory_failure() with
+ * MF_ACTION_REQUIRED from this task, through the test module's @fd. Returns 0
+ * or a negative errno.
+ */
+static int consume(int fd, unsigned long long phys)
+{
+	__u64 arg = phys;
+
+	return ioctl(fd, TEST_PFN_POISON_CONSUME, &arg) ? -errno : 0;
 }
 
 /* The HardwareCorrupted line of /proc/meminfo in kB, or -1. */
@@ -803,15 +818,15 @@ TEST_F(mapped, fault_in)
 }
 
 /*
- * The process that writes the poisoned address maps it: it gets an action
- * required SIGBUS, with the address of the page and PAGE_SHIFT as its lsb, on
- * return from write(), which succeeds.
+ * The task that consumed the poison maps it: it gets an action required
+ * SIGBUS, with the address of the page and PAGE_SHIFT as its lsb, on return
+ * from the report, which succeeds.
  */
 TEST_F(mapped, action_required)
 {
 	int ret;
 
-	ret = inject(phys_at(&self->ctx, self->off));
+	ret = consume(self->ctx.fd, phys_at(&self->ctx, self->off));
 	ASSERT_EQ(0, ret)
 		TH_LOG("injection failed: %s", strerror(-ret));
 	ASSERT_EQ(1, mce_count)
@@ -832,7 +847,7 @@ TEST_F(mapped, no_unmap)
 	size_t page_size = ctx->env.page_size;
 	struct test_pfn_poison_info info;
 
-	ASSERT_EQ(0, inject(phys_at(ctx, self->off)));
+	ASSERT_EQ(0, consume(ctx->fd, phys_at(ctx, self->off)));
 	ASSERT_EQ(1, mce_count);
 
 	/* All pages, the poisoned one included, still hold what was written. */
@@ -852,7 +867,7 @@ TEST_F(mapped, no_unmap)
 
 /*
  * Another process that maps the PFN and asked for early kill gets an action
- * optional SIGBUS right away, with its address of the page; the injecting one
+ * optional SIGBUS right away, with its address of the page; the consuming one
  * still gets its action required SIGBUS.
  */
 TEST_F(mapped, early_kill)
@@ -864,7 +879,7 @@ TEST_F(mapped, early_kill)
 	ret = mce_child_start(&child, PR_MCE_KILL_EARLY, -1, 0, 0, SIGNAL_MS);
 	ASSERT_EQ(0, ret)
 		TH_LOG("cannot start the child: %s", strerror(-ret));
-	ret = inject(phys_at(&self->ctx, self->off));
+	ret = consume(self->ctx.fd, phys_at(&self->ctx, self->off));
 	ASSERT_EQ(0, mce_child_finish(&child, &report, &status));
 	ASSERT_EQ(0, ret);
 
@@ -897,7 +912,7 @@ TEST_F(mapped, late_kill)
 	ret = mce_child_start(&child, PR_MCE_KILL_LATE, -1, 0, 0, NO_SIGNAL_MS);
 	ASSERT_EQ(0, ret)
 		TH_LOG("cannot start the child: %s", strerror(-ret));
-	ret = inject(phys_at(&self->ctx, self->off));
+	ret = consume(self->ctx.fd, phys_at(&self->ctx, self->off));
 	ASSERT_EQ(0, mce_child_finish(&child, &report, &status));
 	ASSERT_EQ(0, ret);
 
@@ -911,6 +926,79 @@ TEST_F(mapped, late_kill)
 
 	ASSERT_EQ(1, mce_count);
 	EXPECT_EQ(BUS_MCEERR_AR, mce_code);
+}
+
+/*
+ * Reporting an error (hard_offline_page) is not consuming it: the writer,
+ * which maps the PFN, is a process like any other. With late kill it is not
+ * told, as the poison is still where it was.
+ */
+TEST_F(mapped, report_late_kill)
+{
+	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_LATE, 0, 0));
+	ASSERT_EQ(0, inject(phys_at(&self->ctx, self->off)));
+	usleep(NO_SIGNAL_MS * 1000);
+	EXPECT_EQ(0, mce_count)
+		TH_LOG("the writer got a SIGBUS with code %d", mce_code);
+}
+
+/* With early kill it gets an action optional SIGBUS, not an action required. */
+TEST_F(mapped, report_early_kill)
+{
+	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0));
+	ASSERT_EQ(0, inject(phys_at(&self->ctx, self->off)));
+	ASSERT_EQ(1, mce_count);
+	EXPECT_EQ(BUS_MCEERR_AO, mce_code);
+	EXPECT_EQ(self->map + self->off, mce_addr);
+	EXPECT_EQ(self->ctx.env.page_shift, mce_lsb);
+}
+
+#define EARLY_KILL_SYSCTL	"/proc/sys/vm/memory_failure_early_kill"
+
+static int write_early_kill_sysctl(char value)
+{
+	int fd, ret = 0;
+
+	fd = open(EARLY_KILL_SYSCTL, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, &value, 1) != 1)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/*
+ * A process that did not choose a policy with PR_MCE_KILL follows
+ * vm.memory_failure_early_kill: early kill when it is 1.
+ */
+TEST_F(mapped, report_early_kill_sysctl)
+{
+	char old = '0';
+	int fd, ret;
+
+	fd = open(EARLY_KILL_SYSCTL, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1, read(fd, &old, 1));
+	close(fd);
+	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_CLEAR, 0, 0, 0));
+
+	ASSERT_EQ(0, write_early_kill_sysctl('1'));
+	ret = inject(phys_at(&self->ctx, self->off));
+	ASSERT_EQ(0, write_early_kill_sysctl(old));
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(1, mce_count);
+	EXPECT_EQ(BUS_MCEERR_AO, mce_code);
+	EXPECT_EQ(self->map + self->off, mce_addr);
+
+	/* And late kill when it is 0. */
+	reset_mce();
+	ASSERT_EQ(0, write_early_kill_sysctl('0'));
+	ret = inject(phys_at(&self->ctx, self->off));
+	ASSERT_EQ(0, write_early_kill_sysctl(old));
+	ASSERT_EQ(0, ret);
+	usleep(NO_SIGNAL_MS * 1000);
+	EXPECT_EQ(0, mce_count);
 }
 
 FIXTURE(pfn_poison)
@@ -949,7 +1037,9 @@ TEST_F(pfn_poison, partial_mapping)
 		ASSERT_NE(MAP_FAILED, map);
 		ASSERT_EQ(0, access_pages(map, half, page_size, 3, true));
 		reset_mce();
-		ASSERT_EQ(0, inject(phys_at(ctx, half + half / 2)));
+		EXPECT_EQ(-EBUSY, consume(ctx->fd, phys_at(ctx, half + half / 2)))
+			TH_LOG("window %d: a PFN above the mapping was found in it",
+			       window);
 		usleep(NO_SIGNAL_MS * 1000);
 		EXPECT_EQ(0, mce_count)
 			TH_LOG("window %d: SIGBUS for a PFN above the mapping",
@@ -962,14 +1052,16 @@ TEST_F(pfn_poison, partial_mapping)
 		ASSERT_NE(MAP_FAILED, map);
 		ASSERT_EQ(0, access_pages(map, half, page_size, 3, true));
 		reset_mce();
-		ASSERT_EQ(0, inject(phys_at(ctx, half / 2)));
+		EXPECT_EQ(-EBUSY, consume(ctx->fd, phys_at(ctx, half / 2)))
+			TH_LOG("window %d: a PFN below the mapping was found in it",
+			       window);
 		usleep(NO_SIGNAL_MS * 1000);
 		EXPECT_EQ(0, mce_count)
 			TH_LOG("window %d: SIGBUS for a PFN below the mapping",
 			       window);
 
 		/* And the PFN that it maps. */
-		ASSERT_EQ(0, inject(phys_at(ctx, half + half / 2)));
+		ASSERT_EQ(0, consume(ctx->fd, phys_at(ctx, half + half / 2)));
 		EXPECT_EQ(1, mce_count);
 		EXPECT_EQ(BUS_MCEERR_AR, mce_code);
 		EXPECT_EQ(map + half / 2, mce_addr);
@@ -986,6 +1078,22 @@ TEST_F(pfn_poison, unregistered_pfn)
 	EXPECT_EQ(-EBUSY, inject(ctx->unreg_pfn * page_size));
 	EXPECT_EQ(-EBUSY, inject((ctx->unreg_pfn + 1) * page_size));
 	EXPECT_EQ(-EBUSY, inject(ctx->unreg_last_pfn * page_size));
+	EXPECT_EQ(0, mce_count);
+}
+
+/*
+ * A task that consumed the poison of a registered PFN through a mapping the
+ * driver does not know (here, none) was not told: memory_failure() fails, so
+ * that the architecture's handler signals it as for any unhandled error. A
+ * PFN with struct page is refused by the module.
+ */
+TEST_F(pfn_poison, consumed_unmapped)
+{
+	struct pfn_poison_ctx *ctx = &self->ctx;
+
+	EXPECT_EQ(-EBUSY, consume(ctx->fd, phys_at(ctx, 0)));
+	EXPECT_EQ(-EBUSY, consume(ctx->fd, ctx->unreg_pfn * ctx->env.page_size));
+	EXPECT_EQ(-EINVAL, consume(ctx->fd, 0x100000));
 	EXPECT_EQ(0, mce_count);
 }
 
@@ -1011,8 +1119,8 @@ TEST_F(pfn_poison, hardware_corrupted_unchanged)
 	map = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		   ctx->fd, 0);
 	ASSERT_NE(MAP_FAILED, map);
-	EXPECT_EQ(0, inject(phys_at(ctx, 0)));
-	EXPECT_EQ(0, inject(phys_at(ctx, 0)));
+	EXPECT_EQ(0, consume(ctx->fd, phys_at(ctx, 0)));
+	EXPECT_EQ(0, consume(ctx->fd, phys_at(ctx, 0)));
 	EXPECT_EQ(2, mce_count);
 	/* Not registered. */
 	EXPECT_EQ(-EBUSY, inject(ctx->unreg_pfn * page_size));
@@ -1143,7 +1251,8 @@ TEST_F(pfn_poison, callback_past_vma)
 	ASSERT_EQ(0, register_pfns(ctx->fd, pfn, pfn,
 				   TEST_PFN_POISON_REGISTER_PAST_VMA));
 	reset_mce();
-	EXPECT_EQ(0, inject(pfn * page_size));
+	/* Not signalled, so the consumption is reported as not handled. */
+	EXPECT_EQ(-EBUSY, consume(ctx->fd, pfn * page_size));
 	usleep(NO_SIGNAL_MS * 1000);
 	EXPECT_EQ(0, mce_count);
 	/* %ps adds the module name after the function's. */
@@ -1173,7 +1282,7 @@ TEST_F(pfn_poison, unregister_not_registered)
 	map = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		   ctx->fd, 0);
 	ASSERT_NE(MAP_FAILED, map);
-	ASSERT_EQ(0, inject(phys_at(ctx, 0)))
+	ASSERT_EQ(0, consume(ctx->fd, phys_at(ctx, 0)))
 		TH_LOG("the registration did not survive");
 	EXPECT_EQ(1, mce_count);
 	EXPECT_EQ(BUS_MCEERR_AR, mce_code);
@@ -1232,7 +1341,7 @@ TEST_F(pfn_poison, mmap_checks)
 		   ctx->fd, end - page_size);
 	ASSERT_NE(MAP_FAILED, map);
 	ASSERT_EQ(0, access_pages(map, page_size, page_size, 4, true));
-	ASSERT_EQ(0, inject(ctx->last_pfn * page_size));
+	ASSERT_EQ(0, consume(ctx->fd, ctx->last_pfn * page_size));
 	EXPECT_EQ(1, mce_count);
 	EXPECT_EQ(BUS_MCEERR_AR, mce_code);
 	EXPECT_EQ(map, mce_addr);
@@ -1249,6 +1358,8 @@ TEST_F(pfn_poison, unload_with_mapping)
 	struct test_pfn_poison_info info;
 	char *map;
 
+	/* Told of errors in what it maps, with the device closed. */
+	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0));
 	map = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		   ctx->fd, 0);
 	ASSERT_NE(MAP_FAILED, map);
@@ -1261,6 +1372,8 @@ TEST_F(pfn_poison, unload_with_mapping)
 	EXPECT_EQ(-EWOULDBLOCK, unload_module());
 	ASSERT_EQ(0, inject(phys_at(ctx, 0)));
 	EXPECT_EQ(1, mce_count);
+	EXPECT_EQ(BUS_MCEERR_AO, mce_code);
+	EXPECT_EQ(map, mce_addr);
 
 	ASSERT_EQ(0, munmap(map, page_size));
 	ASSERT_EQ(0, unload_module());
@@ -1314,7 +1427,7 @@ TEST_F(pfn_poison, other_device_node)
 	ASSERT_EQ(0, ret);
 	map = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		   ctx->fd, 0);
-	ret = map == MAP_FAILED ? -errno : inject(phys_at(ctx, 0));
+	ret = map == MAP_FAILED ? -errno : consume(ctx->fd, phys_at(ctx, 0));
 	ASSERT_EQ(0, mce_child_finish(&child, &report, &status));
 	ASSERT_EQ(0, ret);
 

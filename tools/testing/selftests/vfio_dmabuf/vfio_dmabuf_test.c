@@ -44,6 +44,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -52,6 +53,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -157,6 +159,8 @@ struct vd_test {
 	struct vd_vfio vfio;
 	int importer;
 	long page;
+	/* A test removed a device: the teardown rescans the bus. */
+	bool rescan;
 };
 
 FIXTURE(vfio_dmabuf) {
@@ -199,6 +203,16 @@ FIXTURE_TEARDOWN(vfio_dmabuf)
 	if (self->t.importer >= 0)
 		close(self->t.importer);
 	vd_vfio_fini(&self->t.vfio);
+	/* Bring a removed device back for the tests that follow. */
+	if (self->t.rescan) {
+		int fd = open("/sys/bus/pci/rescan", O_WRONLY | O_CLOEXEC);
+
+		EXPECT_LE(0, fd);
+		if (fd >= 0) {
+			EXPECT_EQ(1, write(fd, "1", 1));
+			close(fd);
+		}
+	}
 }
 
 /*
@@ -854,10 +868,12 @@ TEST_F(vfio_dmabuf, first_use_race)
 		pthread_barrier_destroy(&start);
 		vd_dev_close(&dev);
 	}
-	for (i = 0; i < FIRST_NR; i++)
+	/* Braces: the harness logs after the statement the loop runs. */
+	for (i = 0; i < FIRST_NR; i++) {
 		EXPECT_EQ(0, failed[i])
 			TH_LOG("%s failed in %d of %d rounds", first_use_name[i],
 			       failed[i], FIRST_USE_ROUNDS);
+	}
 }
 
 TEST_F(vfio_dmabuf, past_the_end)
@@ -1434,6 +1450,136 @@ TEST_F(vfio_dmabuf, revoke_low_power)
 }
 
 /*
+ * In low power entered without a wake-up eventfd, an access wakes the device
+ * only for its duration: turning memory decode off and on again through the
+ * config space does not bring the dma-buf back while the device is in low
+ * power. Leaving low power does.
+ */
+TEST_F(vfio_dmabuf, revoke_low_power_memory_enable)
+{
+	struct revoke_ctx rc;
+	int ret;
+
+	if (!revoke_setup(_metadata, &self->t, &self->t.env.ivshmem,
+			  "ivshmem-plain (1af4:1110)", IVSHMEM_RAM_BAR, &rc))
+		return;
+
+	ret = vd_feature_set(&rc.dev, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
+	ASSERT_EQ(0, ret)
+		TH_LOG("LOW_POWER_ENTRY: %s", strerror(-ret));
+	check_revoked(_metadata, &self->t, &rc, REVOKE_NOTIFIES);
+
+	ASSERT_EQ(0, vd_cmd_update(&rc.dev, 0, PCI_COMMAND_MEMORY));
+	ASSERT_EQ(0, vd_cmd_update(&rc.dev, PCI_COMMAND_MEMORY, 0));
+	check_revoked(_metadata, &self->t, &rc, REVOKE_NOTIFIES);
+
+	ret = vd_feature_set(&rc.dev, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
+	ASSERT_EQ(0, ret)
+		TH_LOG("LOW_POWER_EXIT: %s", strerror(-ret));
+	check_info(_metadata, self->t.importer, rc.id,
+		   REVOKE_NOTIFIES + UNREVOKE_NOTIFIES, 0);
+	check_remap(_metadata, &self->t, &rc);
+}
+
+/*
+ * Read the runtime PM status of @pci ("active", "suspended", ...) into
+ * @status. Returns 0 or a negative errno: -ENOENT without CONFIG_PM.
+ */
+static int read_runtime_pm(const struct vd_pci *pci, char *status, size_t size)
+{
+	char path[96];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path),
+		 "/sys/bus/pci/devices/%s/power/runtime_status", pci->name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, status, size - 1);
+	close(fd);
+	if (n <= 0)
+		return n ? -errno : -EIO;
+	status[n] = '\0';
+	status[strcspn(status, "\n")] = '\0';
+	return 0;
+}
+
+static bool runtime_suspended(const struct vd_pci *pci)
+{
+	char status[32];
+
+	return !read_runtime_pm(pci, status, sizeof(status)) &&
+	       !strcmp(status, "suspended");
+}
+
+/*
+ * Low power entered with a wake-up eventfd ends when the device is woken
+ * up, here by an ioctl, which resumes it: the runtime resume callback
+ * signals the eventfd, leaves low power and brings the dma-buf back, so the
+ * importers' move_notify runs from the resume, under memory_lock.
+ */
+TEST_F(vfio_dmabuf, revoke_low_power_wakeup)
+{
+	struct vfio_device_low_power_entry_with_wakeup *entry;
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+	struct test_dmabuf_importer_info iinfo;
+	__u8 buf[sizeof(struct vfio_device_feature) + sizeof(*entry)];
+	struct vfio_device_feature *feature = (void *)buf;
+	struct revoke_ctx rc;
+	char status[32];
+	uint64_t wakeups;
+	int efd, ret, i;
+
+	if (!revoke_setup(_metadata, &self->t, &self->t.env.ivshmem,
+			  "ivshmem-plain (1af4:1110)", IVSHMEM_RAM_BAR, &rc))
+		return;
+	ret = read_runtime_pm(&rc.dev.pci, status, sizeof(status));
+	if (ret == -ENOENT)
+		SKIP(return, "no runtime PM in this kernel (CONFIG_PM=n)");
+	ASSERT_EQ(0, ret);
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ASSERT_LE(0, efd);
+
+	memset(buf, 0, sizeof(buf));
+	feature->argsz = sizeof(buf);
+	feature->flags = VFIO_DEVICE_FEATURE_SET |
+			 VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP;
+	entry = (void *)feature->data;
+	entry->wakeup_eventfd = efd;
+	ret = vd_feature_ioctl(rc.dev.fd, feature);
+	ASSERT_EQ(0, ret)
+		TH_LOG("LOW_POWER_ENTRY_WITH_WAKEUP: %s", strerror(-ret));
+	check_revoked(_metadata, &self->t, &rc, REVOKE_NOTIFIES);
+
+	/* The entry drops the usage count; the device suspends after it. */
+	for (i = 0; i < 500 && !runtime_suspended(&rc.dev.pci); i++)
+		usleep(10000);
+	ASSERT_EQ(0, read_runtime_pm(&rc.dev.pci, status, sizeof(status)));
+	ASSERT_STREQ("suspended", status)
+		TH_LOG("%s did not runtime suspend in 5 s", rc.dev.pci.name);
+	ASSERT_EQ(-1, read(efd, &wakeups, sizeof(wakeups)));
+	ASSERT_EQ(EAGAIN, errno);
+	check_info(_metadata, self->t.importer, rc.id, REVOKE_NOTIFIES, 0);
+
+	ASSERT_EQ(0, ioctl(rc.dev.fd, VFIO_DEVICE_GET_INFO, &info));
+	ASSERT_EQ(sizeof(wakeups), read(efd, &wakeups, sizeof(wakeups)))
+		TH_LOG("the wake-up eventfd was not signalled");
+	ASSERT_EQ(1, wakeups);
+	check_info(_metadata, self->t.importer, rc.id,
+		   REVOKE_NOTIFIES + UNREVOKE_NOTIFIES, 0);
+	check_remap(_metadata, &self->t, &rc);
+
+	/* Out of low power already: the explicit exit changes nothing. */
+	ret = vd_feature_set(&rc.dev, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
+	ASSERT_EQ(0, ret)
+		TH_LOG("LOW_POWER_EXIT: %s", strerror(-ret));
+	ASSERT_EQ(0, imp_info(self->t.importer, rc.id, &iinfo));
+	EXPECT_EQ(REVOKE_NOTIFIES + UNREVOKE_NOTIFIES, iinfo.move_notifies);
+	ASSERT_EQ(0, close(efd));
+}
+
+/*
  * A hot reset revokes for its duration. Through the group, the group fds of
  * the affected devices prove ownership; through the cdev, an empty list
  * does, since iommufd does.
@@ -1490,6 +1636,275 @@ TEST_F(vfio_dmabuf, revoke_close)
 	check_info(_metadata, self->t.importer, id, REVOKE_NOTIFIES, 0);
 	check_info(_metadata, self->t.importer, rc.id, REVOKE_NOTIFIES, 0);
 	ASSERT_EQ(0, close(fd));
+	ASSERT_EQ(0, close(rc.fd));
+}
+
+/* A sysfs write from a thread: removing a device blocks until it is closed. */
+struct sysfs_writer {
+	char path[PATH_MAX];
+	const char *value;
+	int ret;
+	int done;
+	pthread_t thread;
+};
+
+static void *sysfs_writer_run(void *arg)
+{
+	struct sysfs_writer *w = arg;
+	int fd;
+
+	fd = open(w->path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		w->ret = -errno;
+	} else {
+		if (write(fd, w->value, strlen(w->value)) < 0)
+			w->ret = -errno;
+		close(fd);
+	}
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * Remove the device (sysfs remove, or unbind it from vfio-pci) while the
+ * importer holds two mappings, one of which it unmaps only
+ * TEST_DMABUF_IMPORTER_DEFER_UNMAP_MS after move_notify. vfio waits for the
+ * device file to be closed, and the buffers stay mapped and untouched
+ * meanwhile; the close revokes them and waits for the importer to unmap, and
+ * only then does the removal complete. The dma-buf fd stays valid and dead:
+ * map and attach fail with ENODEV, detach and close work, and nothing of the
+ * removed device is touched (make check-debug runs this under KASAN).
+ */
+static void remove_with_mapping(struct __test_metadata *_metadata,
+				struct vd_test *self, bool unbind)
+{
+	struct test_dmabuf_importer_info info;
+	struct sysfs_writer w = { .ret = 0 };
+	struct timespec t0, t1;
+	struct revoke_ctx rc;
+	__u32 id, deferred;
+	int64_t ms;
+
+	if (!revoke_setup(_metadata, self, &self->env.ivshmem,
+			  "ivshmem-plain (1af4:1110)", IVSHMEM_RAM_BAR, &rc))
+		return;
+	ASSERT_EQ(0, imp_attach(self->importer, rc.fd, &rc.dev.pci,
+				TEST_DMABUF_IMPORTER_ATTACH_DEFER_UNMAP,
+				&deferred));
+	check_bus_addr_map(_metadata, self->importer, deferred, rc.bar, rc.r,
+			   2);
+
+	if (unbind) {
+		snprintf(w.path, sizeof(w.path),
+			 "/sys/bus/pci/drivers/vfio-pci/unbind");
+		w.value = rc.dev.pci.name;
+	} else {
+		snprintf(w.path, sizeof(w.path),
+			 "/sys/bus/pci/devices/%s/remove", rc.dev.pci.name);
+		w.value = "1";
+		self->rescan = true;
+	}
+	ASSERT_EQ(0, pthread_create(&w.thread, NULL, sysfs_writer_run, &w));
+
+	/* vfio waits for the device file; the buffers are left alone. */
+	usleep(300 * 1000);
+	EXPECT_EQ(0, __atomic_load_n(&w.done, __ATOMIC_ACQUIRE))
+		TH_LOG("%s returned while the device was open", w.path);
+	check_info(_metadata, self->importer, rc.id, 0, 1);
+	check_info(_metadata, self->importer, deferred, 0, 1);
+
+	ASSERT_EQ(0, clock_gettime(CLOCK_MONOTONIC, &t0));
+	vd_dev_close(&rc.dev);
+	ASSERT_EQ(0, clock_gettime(CLOCK_MONOTONIC, &t1));
+	ASSERT_EQ(0, pthread_join(w.thread, NULL));
+	ASSERT_EQ(0, w.ret)
+		TH_LOG("%s: %s", w.path, strerror(-w.ret));
+	ms = elapsed_ms(&t0, &t1);
+	EXPECT_LE(TEST_DMABUF_IMPORTER_DEFER_UNMAP_MS - 10, ms)
+		TH_LOG("the close returned after %lld ms", (long long)ms);
+
+	check_revoked(_metadata, self, &rc, REVOKE_NOTIFIES);
+	ASSERT_EQ(0, imp_info(self->importer, deferred, &info));
+	EXPECT_EQ(REVOKE_NOTIFIES, info.move_notifies);
+	EXPECT_EQ(0, info.mapped);
+	EXPECT_EQ(1, info.deferred_unmaps);
+	ASSERT_EQ(-ENODEV, imp_map(self->importer, deferred, NULL, 0, NULL));
+	ASSERT_EQ(-ENODEV, imp_attach(self->importer, rc.fd, &rc.dev.pci, 0,
+				      &id));
+	ASSERT_EQ(0, imp_detach(self->importer, deferred));
+	ASSERT_EQ(0, imp_detach(self->importer, rc.id));
+	ASSERT_EQ(0, close(rc.fd));
+}
+
+TEST_F(vfio_dmabuf, remove_with_mapping)
+{
+	remove_with_mapping(_metadata, &self->t, false);
+}
+
+TEST_F(vfio_dmabuf, unbind_with_mapping)
+{
+	remove_with_mapping(_metadata, &self->t, true);
+}
+
+/*
+ * Concurrency: for STRESS_ITERATIONS each, one thread exports and closes
+ * dma-bufs, one attaches, maps, unmaps and detaches the long-lived buffer of
+ * the test, one turns memory decode off and on through the config space and
+ * one enters and leaves runtime low power, all on the same device. Under
+ * lockdep, a lock order inversion between memory_lock, the reservation lock
+ * and the device's dma-buf list is reported even if it does not deadlock.
+ * Every call must succeed, except an attach or map while revoked (ENODEV)
+ * and an unmap after move_notify took the mapping down (ENODATA).
+ */
+#define STRESS_ITERATIONS	200
+
+enum stress_kind { STRESS_EXPORT, STRESS_MAP, STRESS_DECODE, STRESS_LOW_POWER,
+		   STRESS_NR };
+
+static const char * const stress_name[STRESS_NR] = {
+	"export/close", "attach/map/unmap/detach", "memory decode off/on",
+	"low power entry/exit",
+};
+
+struct stress {
+	struct revoke_ctx *rc;
+	pthread_barrier_t *start;
+	enum stress_kind kind;
+	int importer;
+	int err;		/* the first unexpected errno */
+	int iteration;		/* where it happened */
+	unsigned int revoked;	/* attaches and maps refused with ENODEV */
+	unsigned int notified;	/* mappings move_notify took down */
+};
+
+static int stress_one(struct stress *st)
+{
+	struct revoke_ctx *rc = st->rc;
+	__u32 id;
+	int ret, fd;
+
+	switch (st->kind) {
+	case STRESS_EXPORT:
+		fd = vd_export(rc->dev.fd, rc->region, rc->r, 2, O_CLOEXEC);
+		if (fd < 0)
+			return fd;
+		return close(fd) ? -errno : 0;
+	case STRESS_MAP:
+		ret = imp_attach(st->importer, rc->fd, &rc->dev.pci, 0, &id);
+		if (ret == -ENODEV) {
+			st->revoked++;
+			return 0;
+		}
+		if (ret)
+			return ret;
+		ret = imp_map(st->importer, id, NULL, 0, NULL);
+		if (ret == -ENODEV) {
+			st->revoked++;
+		} else if (!ret) {
+			ret = imp_unmap(st->importer, id);
+			/* A revocation in between: move_notify unmapped. */
+			if (ret == -ENODATA) {
+				st->notified++;
+				ret = 0;
+			}
+		}
+		if (ret && ret != -ENODEV) {
+			imp_detach(st->importer, id);
+			return ret;
+		}
+		return imp_detach(st->importer, id);
+	case STRESS_DECODE:
+		ret = vd_cmd_update(&rc->dev, 0, PCI_COMMAND_MEMORY);
+		return ret ?: vd_cmd_update(&rc->dev, PCI_COMMAND_MEMORY, 0);
+	case STRESS_LOW_POWER:
+		ret = vd_feature_set(&rc->dev,
+				     VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
+		return ret ?: vd_feature_set(&rc->dev,
+					     VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
+	default:
+		return -EINVAL;
+	}
+}
+
+static void *stress_thread(void *arg)
+{
+	struct stress *st = arg;
+	int i, ret;
+
+	pthread_barrier_wait(st->start);
+	for (i = 0; i < STRESS_ITERATIONS; i++) {
+		ret = stress_one(st);
+		if (ret && !st->err) {
+			st->err = -ret;
+			st->iteration = i;
+		}
+	}
+	return NULL;
+}
+
+TEST_F(vfio_dmabuf, concurrent_export_map_revoke)
+{
+	struct stress st[STRESS_NR];
+	pthread_t thread[STRESS_NR];
+	pthread_barrier_t start;
+	struct revoke_ctx rc;
+	int i;
+
+	if (!revoke_setup(_metadata, &self->t, &self->t.env.ivshmem,
+			  "ivshmem-plain (1af4:1110)", IVSHMEM_RAM_BAR, &rc))
+		return;
+	ASSERT_EQ(0, imp_unmap(self->t.importer, rc.id));
+
+	ASSERT_EQ(0, pthread_barrier_init(&start, NULL, STRESS_NR));
+	for (i = 0; i < STRESS_NR; i++) {
+		st[i] = (struct stress){
+			.rc = &rc, .start = &start, .kind = i, .importer = -1,
+		};
+		if (i == STRESS_MAP) {
+			st[i].importer = vd_importer_open();
+			ASSERT_LE(0, st[i].importer)
+				TH_LOG("%s", vd_errmsg);
+		}
+		ASSERT_EQ(0, pthread_create(&thread[i], NULL, stress_thread,
+					    &st[i]));
+	}
+	for (i = 0; i < STRESS_NR; i++)
+		ASSERT_EQ(0, pthread_join(thread[i], NULL));
+	pthread_barrier_destroy(&start);
+	close(st[STRESS_MAP].importer);
+
+	for (i = 0; i < STRESS_NR; i++) {
+		EXPECT_EQ(0, st[i].err)
+			TH_LOG("%s: %s at iteration %d", stress_name[i],
+			       strerror(st[i].err), st[i].iteration);
+	}
+	ksft_print_msg("%u of %d attach/map rounds refused, %u unmapped by move_notify\n",
+		       st[STRESS_MAP].revoked, STRESS_ITERATIONS,
+		       st[STRESS_MAP].notified);
+
+	/* Memory decode on, out of low power: the buffer works again. */
+	check_bus_addr_map(_metadata, self->t.importer, rc.id, rc.bar, rc.r,
+			   2);
+	ASSERT_EQ(0, imp_unmap(self->t.importer, rc.id));
+
+	/* And the close revokes it for good while a thread maps. */
+	ASSERT_EQ(0, pthread_barrier_init(&start, NULL, 2));
+	st[STRESS_MAP] = (struct stress){
+		.rc = &rc, .start = &start, .kind = STRESS_MAP,
+		.importer = vd_importer_open(),
+	};
+	ASSERT_LE(0, st[STRESS_MAP].importer);
+	ASSERT_EQ(0, pthread_create(&thread[STRESS_MAP], NULL, stress_thread,
+				    &st[STRESS_MAP]));
+	pthread_barrier_wait(&start);
+	vd_dev_close(&rc.dev);
+	ASSERT_EQ(0, pthread_join(thread[STRESS_MAP], NULL));
+	pthread_barrier_destroy(&start);
+	close(st[STRESS_MAP].importer);
+	EXPECT_EQ(0, st[STRESS_MAP].err)
+		TH_LOG("%s: %s at iteration %d", stress_name[STRESS_MAP],
+		       strerror(st[STRESS_MAP].err), st[STRESS_MAP].iteration);
+	ASSERT_EQ(-ENODEV, imp_map(self->t.importer, rc.id, NULL, 0, NULL));
 	ASSERT_EQ(0, close(rc.fd));
 }
 
