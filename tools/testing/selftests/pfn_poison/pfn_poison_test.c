@@ -1084,16 +1084,22 @@ TEST_F(pfn_poison, unregistered_pfn)
 /*
  * A task that consumed the poison of a registered PFN through a mapping the
  * driver does not know (here, none) was not told: memory_failure() fails, so
- * that the architecture's handler signals it as for any unhandled error. A
- * PFN with struct page is refused by the module.
+ * that the architecture's handler signals it as for any unhandled error. The
+ * module reports consumptions of its own PFNs only: its range and its extra
+ * ranges.
  */
 TEST_F(pfn_poison, consumed_unmapped)
 {
 	struct pfn_poison_ctx *ctx = &self->ctx;
+	unsigned long long pfn = ctx->unreg_pfn;
+	size_t page_size = ctx->env.page_size;
 
 	EXPECT_EQ(-EBUSY, consume(ctx->fd, phys_at(ctx, 0)));
-	EXPECT_EQ(-EBUSY, consume(ctx->fd, ctx->unreg_pfn * ctx->env.page_size));
-	EXPECT_EQ(-EINVAL, consume(ctx->fd, 0x100000));
+	EXPECT_EQ(-EINVAL, consume(ctx->fd, pfn * page_size));
+	ASSERT_EQ(0, register_pfns(ctx->fd, pfn, pfn, 0));
+	EXPECT_EQ(-EBUSY, consume(ctx->fd, pfn * page_size));
+	ASSERT_EQ(0, unregister_pfns(ctx->fd, pfn, pfn));
+	EXPECT_EQ(-EINVAL, consume(ctx->fd, pfn * page_size));
 	EXPECT_EQ(0, mce_count);
 }
 
