@@ -13,6 +13,8 @@ trap 'rm -rf "$T"' EXIT
 export GIT_AUTHOR_NAME="Ada Tester" GIT_AUTHOR_EMAIL=ada@example.org
 export GIT_COMMITTER_NAME="Ada Tester" GIT_COMMITTER_EMAIL=ada@example.org
 export GIT_CONFIG_NOSYSTEM=1 HOME=$T/home
+# The caches are the scratch HOME's, whatever the caller's environment says.
+unset WB_CACHE XDG_CACHE_HOME
 mkdir -p "$HOME"
 git config --global init.defaultBranch master
 
