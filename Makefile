@@ -56,6 +56,10 @@ build:
 vm:
 	$(S)/vm
 
+# WB_MACHINE=mce: the machine-check machine (scripts/vm), whose logs carry
+# its name.
+MSFX := $(if $(filter-out main,$(WB_MACHINE)),.$(WB_MACHINE))
+
 test:
 	@[ -n "$(T)" ] || { echo 'usage: make test T=collection:test' >&2; exit 2; }
 	@python3 $(S)/testlist.py list kselftest | grep -qxF -- "$$(echo '$(T)' | cut -d: -f1)" || { \
@@ -64,8 +68,8 @@ test:
 		exit 2; }
 	$(S)/build all
 	KSELFTEST_ARGS="-t $(T)" $(S)/vm
-	python3 $(S)/results.py kselftest --logs build/logs/kselftest build/logs/kselftest.ktap
-	python3 $(S)/results.py splats build/logs/console.log
+	python3 $(S)/results.py kselftest --logs build/logs/kselftest$(MSFX) build/logs/kselftest$(MSFX).ktap
+	python3 $(S)/results.py splats build/logs/console$(MSFX).log
 
 kunit:
 	@[ -z "$(SUITE)" ] || [ -f kunit/$(SUITE).kunitconfig ] || { \

@@ -14,7 +14,9 @@ RCU stalls, hung tasks, soft lockups, KASAN/UBSAN): any one fails the run.
 
 Subcommands:
   ktap FILE [--name NAME]          results of one KTAP document
-  kselftest FILE [--logs DIR]      results of run_kselftest.sh output
+  kselftest FILE [--logs DIR] [--suffix S]
+                                   results of run_kselftest.sh output (S
+                                   appended to every name)
   kunit CONSOLE                    results of KUnit suites in a console log
   splats CONSOLE [--no-kmemleak]   list the splats in a console log
                                    (--no-kmemleak: leave kmemleak's
@@ -336,6 +338,8 @@ def main(argv: List[str]) -> int:
 	ap.add_argument('file')
 	ap.add_argument('--name', default=None, help='name of a KTAP document')
 	ap.add_argument('--logs', default=None, help='directory for per-test logs')
+	ap.add_argument('--suffix', default='',
+			help='kselftest: appended to every name (a second boot of the same tests)')
 	ap.add_argument('--allow', default=None, help='kmemleak reports accepted')
 	ap.add_argument('--no-kmemleak', action='store_true',
 			help="splats: not kmemleak's summary line")
@@ -360,6 +364,8 @@ def main(argv: List[str]) -> int:
 		results = parse_kselftest(text, args.logs)
 		if not results:
 			results = [Result('kselftest', 0, 1, 0, f'no test program ran ({args.file})')]
+		for r in results:
+			r.name += args.suffix
 	else:
 		results = parse_kunit(text)
 	for r in results:

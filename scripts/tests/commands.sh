@@ -20,7 +20,7 @@ export KERNEL_DIR=${KERNEL_DIR:-$TOP/kernel}
 NAP=$((3000 + $$ % 5000))
 # shellcheck source=scripts/tests/ktap.sh
 . "$TOP/scripts/tests/ktap.sh"
-ktap_plan 16
+ktap_plan 17
 
 # A stand-in for a command, first on PATH: stub NAME SCRIPT.
 mkdir -p "$T/bin"
@@ -186,6 +186,32 @@ t_vm_timeout_from_settings() {
 		! grep -q -- ' -o ' "$T/b8/logs/qemu.cmdline"
 }
 
+# WB_MACHINE=mce: an Intel CPU model, QEMU's monitor and a third serial
+# port on sockets, the injector's port in the guest's environment, logs of
+# its own (the main machine's are left alone); another name is refused.
+t_vm_mce_machine() {
+	fake_build "$T/b13"
+	mkdir -p "$T/b13/logs"
+	echo main >"$T/b13/logs/console.log"
+	# shellcheck disable=SC2016 # expanded by the stub
+	stub qemu-system-x86_64 'n=0; for a; do case "$a" in file:*) n=$((n+1));
+		[ $n = 2 ] && echo "# wb: kernel 6.18.5" >"${a#file:}";; esac; done; exit 0'
+	local rc=0 rc2=0
+	WB_MACHINE=mce PATH=$T/bin:$PATH BUILD_DIR=$T/b13 "$TOP/scripts/vm" >"$T/log" 2>&1 || rc=$?
+	WB_MACHINE=amd PATH=$T/bin:$PATH BUILD_DIR=$T/b13 "$TOP/scripts/vm" >>"$T/log" 2>&1 || rc2=$?
+	rm -f "$T/bin/qemu-system-x86_64"
+	cat "$T/log" "$T/b13/logs/qemu.mce.cmdline"
+	local c=$T/b13/logs/qemu.mce.cmdline
+	[ "$rc" = 0 ] && [ "$rc2" = 1 ] && grep -q "WB_MACHINE=amd: expected main or mce" "$T/log" &&
+		grep -q -- '-cpu Skylake-Server' "$c" &&
+		grep -q -- '-monitor unix:[^ ]*/monitor\\,server=on' "$c" &&
+		grep -q -- '-serial unix:[^ ]*/inject\\,server=on' "$c" &&
+		grep -q 'PFN_POISON_MCE_INJECT=/dev/ttyS2' "$c" &&
+		grep -q -- "-serial file:$T/b13/logs/console.mce.log" "$c" &&
+		grep -q '^# wb: kernel' "$T/b13/logs/kselftest.mce.ktap" &&
+		[ "$(cat "$T/b13/logs/console.log")" = main ] && [ ! -e "$T/b13/logs/qemu.cmdline" ]
+}
+
 # interrupt NAME CMD...: start CMD as Ctrl-C would find it (a process
 # group of its own), wait until the stand-in NAME (sleeping in
 # "sleep $NAP") runs, send SIGINT to the group, and succeed when CMD exited
@@ -320,6 +346,7 @@ check "a guest that never reaches /init fails" t_guest_without_init
 check "vm: an unknown -t test is refused before boot" t_vm_unknown_test
 check "vm: the guest's time limit is the sum of the programs' own" t_vm_timeout_from_settings
 check "Ctrl-C during the guest run leaves nothing running" t_interrupt_vm
+check "vm: the machine-check machine" t_vm_mce_machine
 check "Ctrl-C during the kernel build leaves nothing running" t_interrupt_build
 check "the kernel gitlink records the base commit" t_gitlink_is_the_base
 check "a selftest target that does not build fails the build" t_selftest_target_not_built

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Tests of the workbench's Python scripts (results, cover, summary).
+"""Tests of the workbench's Python scripts (results, cover, summary,
+mce-injector).
 
 Run directly: prints KTAP, one result per test method.
 """
@@ -106,6 +107,16 @@ class KselftestTest(unittest.TestCase):
 			f.flush()
 			self.assertEqual(results.main(['results.py', 'kselftest', f.name]), 1)
 		self.assertIn('\t0\t1\t0\tno test program ran', out.getvalue())
+
+	def test_suffix(self) -> None:
+		import contextlib  # pylint: disable=import-outside-toplevel
+		import io  # pylint: disable=import-outside-toplevel
+		out = io.StringIO()
+		with contextlib.redirect_stdout(out):
+			results.main(['results.py', 'kselftest', '--suffix', ' (second)',
+				      os.path.join(HERE, 'data', 'kselftest-nested.ktap')])
+		names = [ln.split('\t')[0] for ln in out.getvalue().splitlines()]
+		self.assertEqual(names[:2], ['iommu:iommufd (second)', 'iommu:iommufd_fail_nth (second)'])
 
 	def test_per_test_logs(self) -> None:
 		import tempfile  # pylint: disable=import-outside-toplevel
@@ -370,6 +381,86 @@ class SummaryTest(unittest.TestCase):
 		case = js['sub_groups'][2]['sub_groups'][0]['test_cases'][0]
 		self.assertEqual((case['name'], case['status']), ('a:b', 'FAIL'))
 		self.assertEqual(js['sub_groups'][0]['sub_groups'][0]['test_cases'][0]['status'], 'SKIP')
+
+
+class MceInjectorTest(unittest.TestCase):
+	"""mce-injector.py between a stand-in guest port and a stand-in monitor."""
+
+	def run_injector(self, requests: List[str], cs: List[str],
+			 mce_error: str = '') -> Tuple[List[str], List[str]]:
+		"""Answers to REQUESTS and the monitor commands they caused.  The
+		monitor reports CS values from CS in turn, and MCE_ERROR for 'mce'."""
+		# pylint: disable=import-outside-toplevel
+		import socket
+		import subprocess
+		import tempfile
+		import threading
+		commands: List[str] = []
+		answers: List[str] = []
+		with tempfile.TemporaryDirectory() as d:
+			guest_path, mon_path = os.path.join(d, 'inject'), os.path.join(d, 'monitor')
+			guest_srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+			guest_srv.bind(guest_path)
+			guest_srv.listen(1)
+			mon_srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+			mon_srv.bind(mon_path)
+			mon_srv.listen(1)
+
+			def monitor() -> None:
+				conn, _ = mon_srv.accept()
+				conn.sendall(b'QEMU 7.2.22 monitor - type \'help\' for more information\r\n(qemu) ')
+				f = conn.makefile('rb')
+				for raw in f:
+					line = raw.decode().strip()
+					commands.append(line)
+					out = ''
+					if line == 'info registers':
+						out = f'RAX=0\r\nCS ={cs.pop(0)} 0000000000000000 ffffffff 00a0fb00\r\n'
+					elif line.startswith('mce'):
+						out = mce_error
+					# Echo (with an escape, as QEMU does), output, prompt.
+					conn.sendall(f'{line}\x1b[K\r\n{out}(qemu) '.encode())
+				f.close()
+				conn.close()
+
+			t = threading.Thread(target=monitor)
+			t.start()
+			log = os.path.join(d, 'log')
+			proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(HERE),
+									 'mce-injector.py'),
+						 guest_path, mon_path, log])
+			conn, _ = guest_srv.accept()
+			f = conn.makefile('rb')
+			for req in requests:
+				conn.sendall(req.encode() + b'\n')
+				answers.append(f.readline().decode().strip())
+			f.close()
+			conn.close()
+			self.assertEqual(proc.wait(timeout=30), 0)
+			t.join(timeout=30)
+			mon_srv.close()
+			guest_srv.close()
+		return answers, commands
+
+	def test_broadcast(self) -> None:
+		answers, commands = self.run_injector(['mce 0 1 0xbd000000000000c0 0x5 0x1000 0x86'], [])
+		self.assertEqual(answers, ['ok'])
+		self.assertEqual(commands, ['mce -b 0 1 0xbd000000000000c0 0x5 0x1000 0x86'])
+
+	def test_user_waits_for_user_mode(self) -> None:
+		answers, commands = self.run_injector(
+			['mce 1 1 0xbd80000000000134 0x7 0x2000 0x86 user'], ['0010', '0033'])
+		self.assertEqual(answers, ['ok'])
+		self.assertEqual(commands, ['stop', 'cpu 1', 'info registers', 'cont',
+					    'stop', 'cpu 1', 'info registers',
+					    'mce -b 1 1 0xbd80000000000134 0x7 0x2000 0x86', 'cont'])
+
+	def test_bad_request_and_monitor_error(self) -> None:
+		answers, commands = self.run_injector(
+			['mce 0 1 0x1', 'mce 0 1 0x1 0x2 0x3 0x4'], [], 'Unknown CPU\r\n')
+		self.assertTrue(answers[0].startswith('error: not "mce CPU'))
+		self.assertEqual(answers[1], 'error: Unknown CPU')
+		self.assertEqual(commands, ['mce -b 0 1 0x1 0x2 0x3 0x4'])
 
 
 ExcInfo = Union[Tuple[Type[BaseException], BaseException, TracebackType],

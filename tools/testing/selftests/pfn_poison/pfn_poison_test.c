@@ -10,7 +10,9 @@
  * report) or through the module's TEST_PFN_POISON_CONSUME (a task that
  * consumed the poison, as the machine check handler reports it), and the
  * tests check the signals memory_failure() sends to the processes that map
- * the poisoned PFN, and that nothing else changes.
+ * the poisoned PFN, and that nothing else changes. Where an injector outside
+ * the machine is available ($PFN_POISON_MCE_INJECT, see mce_inject()), the
+ * errors also come as machine checks, through the architecture's handler.
  *
  * Needs root and a kernel booted with memmap=SIZE$ADDR, e.g.
  * memmap=256M$0x70000000 for a guest with 2 GiB of RAM. The range should be
@@ -30,6 +32,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -47,6 +51,7 @@
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <termios.h>
 
 /*
  * This is a private UAPI to the kernel test module so it isn't exported
@@ -999,6 +1004,240 @@ TEST_F(mapped, report_early_kill_sysctl)
 	ASSERT_EQ(0, ret);
 	usleep(NO_SIGNAL_MS * 1000);
 	EXPECT_EQ(0, mce_count);
+}
+
+/*
+ * Machine checks raised by the (virtual) hardware, which go through the
+ * architecture's machine check handler to memory_failure(): an
+ * action-optional error (a patrol scrub found it) and an action-required
+ * one (a load by this process consumed it). They need an injector outside
+ * the machine: $PFN_POISON_MCE_INJECT names a serial port whose other end
+ * injects, for each line "mce CPU BANK STATUS MCG_STATUS ADDR MISC [user]"
+ * written to it, that machine check with QEMU's monitor command of the same
+ * syntax, and answers "ok" or "error: ...". With "user", only while CPU runs
+ * user code (the guest is stopped to look). The workbench of this series
+ * provides one (scripts/mce-injector.py); the values are Intel's MCA
+ * encoding, and QEMU's guest recovers from them only with an Intel CPU
+ * model (e.g. -cpu Skylake-Server).
+ */
+#define MCE_INJECT_ENV		"PFN_POISON_MCE_INJECT"
+/* VAL UC EN MISCV ADDRV S, memory scrub: uncorrected, action optional. */
+#define MCE_STATUS_AO		0xbd000000000000c0ULL
+/* VAL UC EN MISCV ADDRV S AR, data load: action required. */
+#define MCE_STATUS_AR		0xbd80000000000134ULL
+/* MCG_STATUS: MCIP RIPV (action optional); MCIP EIPV RIPV (required). */
+#define MCE_MCG_AO		0x5
+#define MCE_MCG_AR		0x7
+/* MISC: a physical address, valid down to bit 6. */
+#define MCE_MISC		0x86
+/* The injector may stop the guest a few hundred times to find user mode. */
+#define MCE_INJECT_MS		60000
+/* How long the consumer reads the poisoned page, waiting for its signal. */
+#define MCE_CONSUME_MS		20000
+
+/* Why machine checks cannot be injected here, or NULL. */
+static const char *mce_inject_unavailable(void)
+{
+	static char msg[128];
+	char line[256], vendor[64] = "";
+	FILE *f;
+
+	if (!getenv(MCE_INJECT_ENV))
+		return "no machine check injector: $" MCE_INJECT_ENV " is not set";
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return "needs two CPUs: the consumer has CPU 0 to itself";
+	f = fopen("/proc/cpuinfo", "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "vendor_id : %63s", vendor) == 1)
+				break;
+		fclose(f);
+	}
+	if (strcmp(vendor, "GenuineIntel")) {
+		snprintf(msg, sizeof(msg),
+			 "the injected errors use Intel's MCA encoding; CPU vendor is '%s'",
+			 vendor);
+		return msg;
+	}
+	return NULL;
+}
+
+/*
+ * Ask the injector for a machine check at @phys on CPU 0. Returns 0, or a
+ * negative errno (-EIO if the injector answered with an error, which goes
+ * to @why).
+ */
+static int mce_inject(unsigned long long status, unsigned int mcg_status,
+		      unsigned long long phys, bool user, char *why,
+		      size_t why_len)
+{
+	struct termios tio;
+	char req[128], ans[256];
+	struct pollfd pfd;
+	size_t got = 0;
+	int fd, len, ret = 0;
+
+	snprintf(why, why_len, "no answer");
+	fd = open(getenv(MCE_INJECT_ENV), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* Raw: no echo, no line editing, no CR/LF translation. */
+	if (!tcgetattr(fd, &tio)) {
+		cfmakeraw(&tio);
+		tcsetattr(fd, TCSANOW, &tio);
+	}
+	tcflush(fd, TCIOFLUSH);
+	len = snprintf(req, sizeof(req), "mce 0 1 0x%llx 0x%x 0x%llx 0x%x%s\n",
+		       status, mcg_status, phys, MCE_MISC, user ? " user" : "");
+	if (write(fd, req, len) != len) {
+		ret = errno ? -errno : -EIO;
+		goto out;
+	}
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	while (got < sizeof(ans) - 1) {
+		ssize_t n;
+		int r;
+
+		/* An action-optional SIGBUS may come before the answer. */
+		do
+			r = poll(&pfd, 1, MCE_INJECT_MS);
+		while (r < 0 && errno == EINTR);
+		if (r != 1) {
+			ret = r ? -errno : -ETIMEDOUT;
+			goto out;
+		}
+		do
+			n = read(fd, ans + got, 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1) {
+			ret = n < 0 ? -errno : -EIO;
+			goto out;
+		}
+		if (ans[got] == '\n')
+			break;
+		got++;
+	}
+	ans[got] = '\0';
+	snprintf(why, why_len, "%s", ans);
+	if (strcmp(ans, "ok"))
+		ret = -EIO;
+out:
+	close(fd);
+	return ret;
+}
+
+/*
+ * An action-optional machine check at a registered PFN: the process that
+ * maps it and asked for early kill gets BUS_MCEERR_AO with its address, from
+ * the machine check handler's deferred work.
+ */
+TEST_F(mapped, mce_action_optional)
+{
+	const char *why_not = mce_inject_unavailable();
+	char why[256];
+	int ret, i;
+
+	if (why_not)
+		SKIP(return, "%s", why_not);
+	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0));
+	ret = mce_inject(MCE_STATUS_AO, MCE_MCG_AO,
+			 phys_at(&self->ctx, self->off), false, why,
+			 sizeof(why));
+	ASSERT_EQ(0, ret)
+		TH_LOG("injection failed: %s (%s)", strerror(-ret), why);
+	for (i = 0; i < SIGNAL_MS / 10 && !mce_count; i++)
+		usleep(10000);
+	usleep(NO_SIGNAL_MS * 1000);
+	ASSERT_EQ(1, mce_count)
+		TH_LOG("expected exactly one SIGBUS");
+	EXPECT_EQ(BUS_MCEERR_AO, mce_code);
+	EXPECT_EQ(self->map + self->off, mce_addr);
+	EXPECT_EQ(self->ctx.env.page_shift, mce_lsb);
+}
+
+/*
+ * An action-required machine check while a process reads the registered
+ * PFN on CPU 0: that process gets BUS_MCEERR_AR with its address of the
+ * page, and goes on running (nothing is unmapped); this one, which maps the
+ * PFN too with late kill, gets nothing.
+ */
+TEST_F(mapped, mce_action_required)
+{
+	const char *why_not = mce_inject_unavailable();
+	volatile char *page = self->map + self->off;
+	struct mce_report report = { 0 };
+	int ready[2], done[2], ret, status;
+	char why[256], c;
+	cpu_set_t cpus;
+	pid_t pid;
+
+	if (why_not)
+		SKIP(return, "%s", why_not);
+	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_LATE, 0, 0));
+	ASSERT_EQ(0, pipe2(ready, O_CLOEXEC));
+	ASSERT_EQ(0, pipe2(done, O_CLOEXEC));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct timespec start, now;
+
+		CPU_ZERO(&cpus);
+		CPU_SET(0, &cpus);
+		if (sched_setaffinity(0, sizeof(cpus), &cpus))
+			report.err = errno;
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		clock_gettime(CLOCK_MONOTONIC, &start);
+		do {
+			/* The load that consumes the poison. */
+			(void)*page;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+		} while (!mce_count && (now.tv_sec - start.tv_sec) * 1000 +
+			 (now.tv_nsec - start.tv_nsec) / 1000000 < MCE_CONSUME_MS);
+		report.nsig = mce_count;
+		report.code = mce_code;
+		report.lsb = mce_lsb;
+		report.addr = (uintptr_t)mce_addr;
+		if (write(done[1], &report, sizeof(report)) != sizeof(report))
+			_exit(1);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(done[1]);
+	/* Leave CPU 0 to the consumer. */
+	CPU_ZERO(&cpus);
+	CPU_SET(1, &cpus);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(cpus), &cpus));
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+	usleep(100000);
+
+	ret = mce_inject(MCE_STATUS_AR, MCE_MCG_AR,
+			 phys_at(&self->ctx, self->off), true, why,
+			 sizeof(why));
+	if (ret)
+		kill(pid, SIGKILL);
+	ASSERT_EQ(0, ret)
+		TH_LOG("injection failed: %s (%s)", strerror(-ret), why);
+	ASSERT_EQ(sizeof(report), read(done[0], &report, sizeof(report)))
+		TH_LOG("the consumer died before reporting");
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("the consumer died: status %#x", status);
+	ASSERT_EQ(0, report.err)
+		TH_LOG("consumer setup: %s", strerror(report.err));
+	ASSERT_EQ(1, report.nsig)
+		TH_LOG("the consumer got no or more than one memory error SIGBUS");
+	EXPECT_EQ(BUS_MCEERR_AR, report.code);
+	EXPECT_EQ((uintptr_t)page, report.addr);
+	EXPECT_EQ(self->ctx.env.page_shift, report.lsb);
+
+	usleep(NO_SIGNAL_MS * 1000);
+	EXPECT_EQ(0, mce_count)
+		TH_LOG("this late kill process got a SIGBUS with code %d",
+		       mce_code);
+	close(ready[0]);
+	close(done[0]);
 }
 
 FIXTURE(pfn_poison)
