@@ -958,6 +958,41 @@ TEST_F(mapped, report_early_kill)
 	EXPECT_EQ(self->ctx.env.page_shift, mce_lsb);
 }
 
+/*
+ * More processes asked for early kill than the kill list's pool holds at
+ * first (four entries): the pool grows and the walk is redone, and each
+ * one gets exactly one action optional SIGBUS with its address.
+ */
+#define EARLY_KILL_MANY		10
+
+TEST_F(mapped, early_kill_many)
+{
+	struct mce_child child[EARLY_KILL_MANY];
+	struct mce_report report;
+	int i, ret, status;
+
+	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_LATE, 0, 0));
+	for (i = 0; i < EARLY_KILL_MANY; i++) {
+		ret = mce_child_start(&child[i], PR_MCE_KILL_EARLY, -1, 0, 0,
+				      SIGNAL_MS);
+		ASSERT_EQ(0, ret)
+			TH_LOG("cannot start child %d: %s", i, strerror(-ret));
+	}
+	ret = inject(phys_at(&self->ctx, self->off));
+	for (i = 0; i < EARLY_KILL_MANY; i++) {
+		ASSERT_EQ(0, mce_child_finish(&child[i], &report, &status));
+		ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+			TH_LOG("child %d died: status %#x", i, status);
+		ASSERT_EQ(0, report.err);
+		EXPECT_EQ(1, report.nsig)
+			TH_LOG("child %d got %d SIGBUS", i, report.nsig);
+		EXPECT_EQ(BUS_MCEERR_AO, report.code);
+		EXPECT_EQ((uintptr_t)(self->map + self->off), report.addr);
+	}
+	ASSERT_EQ(0, ret);
+	EXPECT_EQ(0, mce_count);
+}
+
 #define EARLY_KILL_SYSCTL	"/proc/sys/vm/memory_failure_early_kill"
 
 static int write_early_kill_sysctl(char value)
@@ -1454,6 +1489,71 @@ TEST_F(pfn_poison, register_extra)
 	EXPECT_EQ(2, ioctl(ctx->fd, TEST_PFN_POISON_UNREGISTER_ALL));
 	EXPECT_EQ(-EBUSY, inject(pfn * page_size));
 	EXPECT_EQ(0, ioctl(ctx->fd, TEST_PFN_POISON_UNREGISTER_ALL));
+}
+
+/*
+ * Registration racing memory_failure(): a second process registers and
+ * unregisters a range in a loop while this one reports errors in it. Each
+ * report is handled (the range was registered) or fails with EBUSY (it was
+ * not), nothing else; both outcomes are seen, so the two paths did
+ * interleave (under lockdep in the project's guest).
+ */
+#define REGISTER_RACE_EACH	20
+#define REGISTER_RACE_MAX	5000
+
+TEST_F(pfn_poison, register_race)
+{
+	struct pfn_poison_ctx *ctx = &self->ctx;
+	unsigned long long pfn = ctx->unreg_pfn;
+	size_t page_size = ctx->env.page_size;
+	int i, ret, status, handled = 0, busy = 0;
+	volatile int *stop;
+	pid_t pid;
+
+	stop = mmap(NULL, sizeof(*stop), PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, stop);
+	*stop = 0;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int fd = open_device();
+
+		if (fd < 0)
+			_exit(1);
+		while (!*stop) {
+			if (register_pfns(fd, pfn, pfn + 15, 0) ||
+			    unregister_pfns(fd, pfn, pfn + 15))
+				_exit(2);
+		}
+		close(fd);
+		_exit(0);
+	}
+	for (i = 0; i < REGISTER_RACE_MAX; i++) {
+		if (handled >= REGISTER_RACE_EACH && busy >= REGISTER_RACE_EACH)
+			break;
+		ret = inject((pfn + i % 16) * page_size);
+		if (!ret) {
+			handled++;
+		} else if (ret == -EBUSY) {
+			busy++;
+		} else {
+			EXPECT_EQ(0, ret)
+				TH_LOG("report %d: %s", i, strerror(-ret));
+			break;
+		}
+	}
+	*stop = 1;
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	munmap((void *)stop, sizeof(*stop));
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("the registering process failed: status %#x", status);
+	EXPECT_LE(REGISTER_RACE_EACH, handled)
+		TH_LOG("%d reports handled, %d in an unregistered range", handled, busy);
+	EXPECT_LE(REGISTER_RACE_EACH, busy)
+		TH_LOG("%d reports handled, %d in an unregistered range", handled, busy);
+	EXPECT_EQ(-EBUSY, inject(pfn * page_size));
+	EXPECT_EQ(0, mce_count);
 }
 
 /* Whether the kernel log holds a line containing both @what and @also. */
