@@ -2029,6 +2029,39 @@ TEST_F(vfio_dmabuf, concurrent_export_map_revoke)
 }
 
 #define CYCLES	1000
+/* How long vfio-pci's remove may take once nothing holds the device. */
+#define UNBIND_MS	30000
+
+/*
+ * Unbind @pci from vfio-pci, then bind it again. vfio-pci's remove waits
+ * until every registration reference to the device is gone (asking the
+ * user with the device request meanwhile), so a reference that a dma-buf
+ * leaked blocks the unbind for ever: it must return within UNBIND_MS. The
+ * caller closed its device file.
+ */
+static void unbind_and_rebind(struct __test_metadata *_metadata,
+			      const struct vd_pci *pci)
+{
+	struct sysfs_writer w = { .ret = 0 };
+	int i;
+
+	snprintf(w.path, sizeof(w.path), "/sys/bus/pci/drivers/vfio-pci/unbind");
+	w.value = pci->name;
+	ASSERT_EQ(0, pthread_create(&w.thread, NULL, sysfs_writer_run, &w));
+	for (i = 0; i < UNBIND_MS / 10; i++) {
+		if (__atomic_load_n(&w.done, __ATOMIC_ACQUIRE))
+			break;
+		usleep(10000);
+	}
+	ASSERT_TRUE(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE))
+		TH_LOG("unbind of %s blocked for %d s: a device reference leaked",
+		       pci->name, UNBIND_MS / 1000);
+	ASSERT_EQ(0, pthread_join(w.thread, NULL));
+	ASSERT_EQ(0, w.ret)
+		TH_LOG("%s: %s", w.path, strerror(-w.ret));
+	ASSERT_EQ(0, vd_bind_vfio(pci))
+		TH_LOG("%s", vd_errmsg);
+}
 
 TEST_F(vfio_dmabuf, export_close_cycles)
 {
@@ -2047,6 +2080,10 @@ TEST_F(vfio_dmabuf, export_close_cycles)
 		ASSERT_EQ(0, close(fd));
 	}
 	ASSERT_EQ(nfds, vd_count_fds());
+	/* No dma-buf kept a reference to the device. */
+	ASSERT_EQ(0, close(dev.fd));
+	dev.fd = -1;
+	unbind_and_rebind(_metadata, &dev.pci);
 }
 
 /*
@@ -2140,6 +2177,10 @@ TEST_F(vfio_dmabuf, importer_cycles)
 	ret = vd_importer_refcnt();
 	if (ret != -ENOENT)
 		ASSERT_EQ(0, ret);
+	/* And no dma-buf kept a reference to the exporting device. */
+	ASSERT_EQ(0, close(dev.fd));
+	dev.fd = -1;
+	unbind_and_rebind(_metadata, &dev.pci);
 }
 
 /*
