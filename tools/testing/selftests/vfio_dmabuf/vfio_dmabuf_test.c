@@ -1452,26 +1452,46 @@ TEST_F(vfio_dmabuf, revoke_device_reset)
 }
 
 /* Runtime low power revokes until it is left. */
+/*
+ * The ivshmem's buffer, mapped by the importer, with the device put in low
+ * power (without a wake-up eventfd): the buffer is revoked.
+ */
+static bool low_power_setup(struct __test_metadata *_metadata,
+			    struct vd_test *self, struct revoke_ctx *rc)
+{
+	int ret;
+
+	if (!revoke_setup(_metadata, self, &self->env.ivshmem,
+			  "ivshmem-plain (1af4:1110)", IVSHMEM_RAM_BAR, rc))
+		return false;
+	ret = vd_feature_set(&rc->dev, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
+	ASSERT_EQ(0, ret)
+		TH_LOG("LOW_POWER_ENTRY: %s", strerror(-ret));
+	check_revoked(_metadata, self, rc, REVOKE_NOTIFIES);
+	return true;
+}
+
+/* Leaving low power brings the buffer back: it maps again. */
+static void low_power_exit_restores(struct __test_metadata *_metadata,
+				    struct vd_test *self, struct revoke_ctx *rc)
+{
+	int ret;
+
+	ret = vd_feature_set(&rc->dev, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
+	ASSERT_EQ(0, ret)
+		TH_LOG("LOW_POWER_EXIT: %s", strerror(-ret));
+	check_info(_metadata, self->importer, rc->id,
+		   REVOKE_NOTIFIES + UNREVOKE_NOTIFIES, 0);
+	check_remap(_metadata, self, rc);
+}
+
 TEST_F(vfio_dmabuf, revoke_low_power)
 {
 	struct revoke_ctx rc;
-	int ret;
 
-	if (!revoke_setup(_metadata, &self->t, &self->t.env.ivshmem,
-			  "ivshmem-plain (1af4:1110)", IVSHMEM_RAM_BAR, &rc))
+	if (!low_power_setup(_metadata, &self->t, &rc))
 		return;
-
-	ret = vd_feature_set(&rc.dev, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
-	ASSERT_EQ(0, ret)
-		TH_LOG("LOW_POWER_ENTRY: %s", strerror(-ret));
-	check_revoked(_metadata, &self->t, &rc, REVOKE_NOTIFIES);
-
-	ret = vd_feature_set(&rc.dev, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
-	ASSERT_EQ(0, ret)
-		TH_LOG("LOW_POWER_EXIT: %s", strerror(-ret));
-	check_info(_metadata, self->t.importer, rc.id,
-		   REVOKE_NOTIFIES + UNREVOKE_NOTIFIES, 0);
-	check_remap(_metadata, &self->t, &rc);
+	low_power_exit_restores(_metadata, &self->t, &rc);
 }
 
 /*
@@ -1542,14 +1562,8 @@ TEST_F(vfio_dmabuf, revoke_low_power_memory_enable)
 	struct revoke_ctx rc;
 	int ret;
 
-	if (!revoke_setup(_metadata, &self->t, &self->t.env.ivshmem,
-			  "ivshmem-plain (1af4:1110)", IVSHMEM_RAM_BAR, &rc))
+	if (!low_power_setup(_metadata, &self->t, &rc))
 		return;
-
-	ret = vd_feature_set(&rc.dev, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY);
-	ASSERT_EQ(0, ret)
-		TH_LOG("LOW_POWER_ENTRY: %s", strerror(-ret));
-	check_revoked(_metadata, &self->t, &rc, REVOKE_NOTIFIES);
 	/* With runtime PM, let the config writes resume the device. */
 	ret = wait_runtime_suspended(&rc.dev.pci);
 	if (ret != -ENOENT && ret != -EPERM) {
@@ -1561,13 +1575,7 @@ TEST_F(vfio_dmabuf, revoke_low_power_memory_enable)
 	ASSERT_EQ(0, vd_cmd_update(&rc.dev, 0, PCI_COMMAND_MEMORY));
 	ASSERT_EQ(0, vd_cmd_update(&rc.dev, PCI_COMMAND_MEMORY, 0));
 	check_revoked(_metadata, &self->t, &rc, REVOKE_NOTIFIES);
-
-	ret = vd_feature_set(&rc.dev, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT);
-	ASSERT_EQ(0, ret)
-		TH_LOG("LOW_POWER_EXIT: %s", strerror(-ret));
-	check_info(_metadata, self->t.importer, rc.id,
-		   REVOKE_NOTIFIES + UNREVOKE_NOTIFIES, 0);
-	check_remap(_metadata, &self->t, &rc);
+	low_power_exit_restores(_metadata, &self->t, &rc);
 }
 
 /*
