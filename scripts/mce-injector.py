@@ -5,9 +5,10 @@
 The guest's end is a serial port (QEMU '-serial unix:GUEST,server=on,
 wait=off'); its tests name it in $PFN_POISON_MCE_INJECT.  The host's end is
 QEMU's human monitor ('-monitor unix:MONITOR,server=on,wait=off').  A test
-writes one line and reads one back:
+writes one line and reads one back, its request followed by the result:
 
-  mce CPU BANK STATUS MCG_STATUS ADDR MISC [user]   ->  ok | error: WHY
+  mce CPU BANK STATUS MCG_STATUS ADDR MISC [user]
+  mce CPU BANK STATUS MCG_STATUS ADDR MISC [user] -> ok | -> error: WHY
 
 The first seven words are QEMU's HMP 'mce' command, which is sent with
 '-b': the other CPUs take a machine check too (with an invalid error),
@@ -18,8 +19,10 @@ stopped, CPU's CS is read, and the 'mce' is issued while the guest is
 still stopped, so the vCPU takes the machine check at the user
 instruction it stopped at (QEMU delivers #MC before other interrupts).
 When CPU is in the kernel the guest runs again for a moment and the
-check is repeated, up to a limit.  An action-required error that hits
-the kernel instead of the test's process would panic the guest.
+check is repeated, for up to USER_S seconds.  An action-required error
+that hits the kernel instead of the test's process would panic the guest;
+one that hits another user process (the test pins its reader to CPU and
+keeps the others off it) would get that process a SIGBUS.
 
 Runs until QEMU closes either socket; every request and answer goes to
 LOG.
@@ -27,6 +30,7 @@ LOG.
 Usage: mce-injector.py GUEST_SOCKET MONITOR_SOCKET LOG
 """
 
+import os
 import re
 import socket
 import sys
@@ -35,8 +39,9 @@ from typing import List, Optional, TextIO
 
 # How long to wait for QEMU to create its sockets.
 CONNECT_S = 30.0
-# How many times to look for CPU in user mode before giving up.
-USER_TRIES = 200
+# How long to look for CPU in user mode before giving up (the workbench's
+# tests shorten it).
+USER_S = float(os.environ.get('MCE_INJECTOR_USER_S', '10'))
 # QEMU's HMP prompt, which ends every answer.
 PROMPT = b'(qemu) '
 REQUEST = re.compile(r'^mce( [0-9]+){2}( (0x[0-9a-fA-F]+|[0-9]+)){4}( user)?$')
@@ -85,7 +90,9 @@ class Monitor:
 
 def cpu_in_user_mode(mon: Monitor, cpu: int) -> bool:
 	"""Whether CPU (of a stopped guest) was stopped in user mode."""
-	mon.cmd(f'cpu {cpu}')
+	out = mon.cmd(f'cpu {cpu}')
+	if out:
+		raise ValueError(f'cpu {cpu}: {out}')
 	regs = mon.cmd('info registers')
 	m = re.search(r'^CS =([0-9a-f]{4}) ', regs, re.M)
 	return m is not None and int(m.group(1), 16) & 3 == 3
@@ -101,15 +108,20 @@ def inject(mon: Monitor, words: List[str]) -> str:
 		out = mon.cmd(hmp)
 		return f'error: {out}' if out else 'ok'
 	cpu = int(words[1])
-	for _ in range(USER_TRIES):
+	deadline = time.monotonic() + USER_S
+	while time.monotonic() < deadline:
 		mon.cmd('stop')
-		if cpu_in_user_mode(mon, cpu):
-			out = mon.cmd(hmp)
+		try:
+			if cpu_in_user_mode(mon, cpu):
+				out = mon.cmd(hmp)
+				return f'error: {out}' if out else 'ok'
+		except ValueError as e:
+			return f'error: {e}'
+		finally:
+			# Never leave the guest stopped.
 			mon.cmd('cont')
-			return f'error: {out}' if out else 'ok'
-		mon.cmd('cont')
 		time.sleep(0.005)
-	return f'error: CPU {cpu} never seen in user mode'
+	return f'error: CPU {cpu} not seen in user mode within {USER_S:g} s'
 
 
 def serve(guest: socket.socket, mon: Monitor, log: TextIO) -> None:
@@ -131,7 +143,7 @@ def serve(guest: socket.socket, mon: Monitor, log: TextIO) -> None:
 			else:
 				answer = inject(mon, line.split())
 			print(f'{line} -> {answer}', file=log, flush=True)
-			guest.sendall(answer.encode() + b'\n')
+			guest.sendall(f'{line} -> {answer}\n'.encode())
 
 
 def main(argv: List[str]) -> int:

@@ -386,8 +386,8 @@ class SummaryTest(unittest.TestCase):
 class MceInjectorTest(unittest.TestCase):
 	"""mce-injector.py between a stand-in guest port and a stand-in monitor."""
 
-	def run_injector(self, requests: List[str], cs: List[str],
-			 mce_error: str = '') -> Tuple[List[str], List[str]]:
+	def run_injector(self, requests: List[str], cs: List[str], mce_error: str = '',
+			 user_s: str = '10') -> Tuple[List[str], List[str]]:
 		"""Answers to REQUESTS and the monitor commands they caused.  The
 		monitor reports CS values from CS in turn, and MCE_ERROR for 'mce'."""
 		# pylint: disable=import-outside-toplevel
@@ -400,14 +400,17 @@ class MceInjectorTest(unittest.TestCase):
 		with tempfile.TemporaryDirectory() as d:
 			guest_path, mon_path = os.path.join(d, 'inject'), os.path.join(d, 'monitor')
 			guest_srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+			guest_srv.settimeout(30)
 			guest_srv.bind(guest_path)
 			guest_srv.listen(1)
 			mon_srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+			mon_srv.settimeout(30)
 			mon_srv.bind(mon_path)
 			mon_srv.listen(1)
 
 			def monitor() -> None:
 				conn, _ = mon_srv.accept()
+				conn.settimeout(30)
 				conn.sendall(b'QEMU 7.2.22 monitor - type \'help\' for more information\r\n(qemu) ')
 				f = conn.makefile('rb')
 				for raw in f:
@@ -415,7 +418,8 @@ class MceInjectorTest(unittest.TestCase):
 					commands.append(line)
 					out = ''
 					if line == 'info registers':
-						out = f'RAX=0\r\nCS ={cs.pop(0)} 0000000000000000 ffffffff 00a0fb00\r\n'
+						sel = cs.pop(0) if cs else '0010'
+						out = f'RAX=0\r\nCS ={sel} 0000000000000000 ffffffff 00a0fb00\r\n'
 					elif line.startswith('mce'):
 						out = mce_error
 					# Echo (with an escape, as QEMU does), output, prompt.
@@ -428,8 +432,10 @@ class MceInjectorTest(unittest.TestCase):
 			log = os.path.join(d, 'log')
 			proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(HERE),
 									 'mce-injector.py'),
-						 guest_path, mon_path, log])
+						 guest_path, mon_path, log],
+						env=dict(os.environ, MCE_INJECTOR_USER_S=user_s))
 			conn, _ = guest_srv.accept()
+			conn.settimeout(30)
 			f = conn.makefile('rb')
 			for req in requests:
 				conn.sendall(req.encode() + b'\n')
@@ -444,13 +450,13 @@ class MceInjectorTest(unittest.TestCase):
 
 	def test_broadcast(self) -> None:
 		answers, commands = self.run_injector(['mce 0 1 0xbd000000000000c0 0x5 0x1000 0x86'], [])
-		self.assertEqual(answers, ['ok'])
+		self.assertEqual(answers, ['mce 0 1 0xbd000000000000c0 0x5 0x1000 0x86 -> ok'])
 		self.assertEqual(commands, ['mce -b 0 1 0xbd000000000000c0 0x5 0x1000 0x86'])
 
 	def test_user_waits_for_user_mode(self) -> None:
 		answers, commands = self.run_injector(
 			['mce 1 1 0xbd80000000000134 0x7 0x2000 0x86 user'], ['0010', '0033'])
-		self.assertEqual(answers, ['ok'])
+		self.assertEqual(answers, ['mce 1 1 0xbd80000000000134 0x7 0x2000 0x86 user -> ok'])
 		self.assertEqual(commands, ['stop', 'cpu 1', 'info registers', 'cont',
 					    'stop', 'cpu 1', 'info registers',
 					    'mce -b 1 1 0xbd80000000000134 0x7 0x2000 0x86', 'cont'])
@@ -458,9 +464,19 @@ class MceInjectorTest(unittest.TestCase):
 	def test_bad_request_and_monitor_error(self) -> None:
 		answers, commands = self.run_injector(
 			['mce 0 1 0x1', 'mce 0 1 0x1 0x2 0x3 0x4'], [], 'Unknown CPU\r\n')
-		self.assertTrue(answers[0].startswith('error: not "mce CPU'))
-		self.assertEqual(answers[1], 'error: Unknown CPU')
+		self.assertTrue(answers[0].startswith('mce 0 1 0x1 -> error: not "mce CPU'))
+		self.assertEqual(answers[1], 'mce 0 1 0x1 0x2 0x3 0x4 -> error: Unknown CPU')
 		self.assertEqual(commands, ['mce -b 0 1 0x1 0x2 0x3 0x4'])
+
+	def test_user_gives_up_and_leaves_the_guest_running(self) -> None:
+		# The kernel all along: give up after USER_S, the guest running.
+		answers, commands = self.run_injector(['mce 0 1 0x1 0x2 0x3 0x4 user'], [],
+						      user_s='0.3')
+		self.assertEqual(answers, ['mce 0 1 0x1 0x2 0x3 0x4 user -> error: '
+					   'CPU 0 not seen in user mode within 0.3 s'])
+		self.assertEqual(commands[-1], 'cont')
+		self.assertEqual(commands.count('stop'), commands.count('cont'))
+		self.assertNotIn('mce -b 0 1 0x1 0x2 0x3 0x4', commands)
 
 
 ExcInfo = Union[Tuple[Type[BaseException], BaseException, TracebackType],

@@ -988,6 +988,7 @@ TEST_F(mapped, early_kill_many)
 			TH_LOG("child %d got %d SIGBUS", i, report.nsig);
 		EXPECT_EQ(BUS_MCEERR_AO, report.code);
 		EXPECT_EQ((uintptr_t)(self->map + self->off), report.addr);
+		EXPECT_EQ(self->ctx.env.page_shift, report.lsb);
 	}
 	ASSERT_EQ(0, ret);
 	EXPECT_EQ(0, mce_count);
@@ -1045,15 +1046,16 @@ TEST_F(mapped, report_early_kill_sysctl)
  * Machine checks raised by the (virtual) hardware, which go through the
  * architecture's machine check handler to memory_failure(): an
  * action-optional error (a patrol scrub found it) and an action-required
- * one (a load by this process consumed it). They need an injector outside
- * the machine: $PFN_POISON_MCE_INJECT names a serial port whose other end
- * injects, for each line "mce CPU BANK STATUS MCG_STATUS ADDR MISC [user]"
- * written to it, that machine check with QEMU's monitor command of the same
- * syntax, and answers "ok" or "error: ...". With "user", only while CPU runs
- * user code (the guest is stopped to look). The workbench of this series
- * provides one (scripts/mce-injector.py); the values are Intel's MCA
- * encoding, and QEMU's guest recovers from them only with an Intel CPU
- * model (e.g. -cpu Skylake-Server).
+ * one (a load by a process consumed it). They need an injector outside the
+ * machine: $PFN_POISON_MCE_INJECT names a serial port whose other end, for
+ * each line "mce CPU BANK STATUS MCG_STATUS ADDR MISC [user]" written to it,
+ * raises that machine check (the syntax of QEMU's monitor command "mce";
+ * with "user", only while CPU runs user code, e.g. by stopping the guest to
+ * look) and answers with the same line followed by " -> ok" or
+ * " -> error: ...". The values are Intel's MCA encoding, from which QEMU's
+ * guest recovers only with an Intel CPU model (e.g. -cpu Skylake-Server).
+ * The tests skip without $PFN_POISON_MCE_INJECT, and fail if it is set but
+ * the machine cannot run them.
  */
 #define MCE_INJECT_ENV		"PFN_POISON_MCE_INJECT"
 /* VAL UC EN MISCV ADDRV S, memory scrub: uncorrected, action optional. */
@@ -1065,22 +1067,32 @@ TEST_F(mapped, report_early_kill_sysctl)
 #define MCE_MCG_AR		0x7
 /* MISC: a physical address, valid down to bit 6. */
 #define MCE_MISC		0x86
-/* The injector may stop the guest a few hundred times to find user mode. */
-#define MCE_INJECT_MS		60000
-/* How long the consumer reads the poisoned page, waiting for its signal. */
-#define MCE_CONSUME_MS		20000
+/* How long to wait for the injector's answer. */
+#define MCE_INJECT_MS		20000
+/* Per test: the injection, its answer and the signals, under TCG. */
+#define MCE_TEST_TIMEOUT	90
 
-/* Why machine checks cannot be injected here, or NULL. */
-static const char *mce_inject_unavailable(void)
+/*
+ * Whether machine checks can be injected here. Returns false and sets @why
+ * when they cannot; @configured tells whether an injector was named at all.
+ */
+static bool mce_inject_usable(char *why, size_t len, bool *configured)
 {
-	static char msg[128];
 	char line[256], vendor[64] = "";
+	cpu_set_t cpus;
 	FILE *f;
 
-	if (!getenv(MCE_INJECT_ENV))
-		return "no machine check injector: $" MCE_INJECT_ENV " is not set";
-	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
-		return "needs two CPUs: the consumer has CPU 0 to itself";
+	*configured = getenv(MCE_INJECT_ENV);
+	if (!*configured) {
+		snprintf(why, len, "no machine check injector: $%s is not set",
+			 MCE_INJECT_ENV);
+		return false;
+	}
+	if (sched_getaffinity(0, sizeof(cpus), &cpus) ||
+	    !CPU_ISSET(0, &cpus) || !CPU_ISSET(1, &cpus)) {
+		snprintf(why, len, "needs CPUs 0 and 1: the consumer has CPU 0 to itself");
+		return false;
+	}
 	f = fopen("/proc/cpuinfo", "re");
 	if (f) {
 		while (fgets(line, sizeof(line), f))
@@ -1089,18 +1101,36 @@ static const char *mce_inject_unavailable(void)
 		fclose(f);
 	}
 	if (strcmp(vendor, "GenuineIntel")) {
-		snprintf(msg, sizeof(msg),
+		snprintf(why, len,
 			 "the injected errors use Intel's MCA encoding; CPU vendor is '%s'",
 			 vendor);
-		return msg;
+		return false;
 	}
-	return NULL;
+	return true;
+}
+
+/*
+ * Whether a test can inject: skips it without an injector, fails it with
+ * one that cannot be used here.
+ */
+static bool mce_inject_ready(struct __test_metadata *_metadata)
+{
+	char why[128];
+	bool configured;
+
+	if (mce_inject_usable(why, sizeof(why), &configured))
+		return true;
+	if (!configured)
+		SKIP(return false, "%s", why);
+	ASSERT_TRUE(false)
+		TH_LOG("$%s is set, but %s", MCE_INJECT_ENV, why);
+	return false;
 }
 
 /*
  * Ask the injector for a machine check at @phys on CPU 0. Returns 0, or a
  * negative errno (-EIO if the injector answered with an error, which goes
- * to @why).
+ * to @why, as does any answer to another request).
  */
 static int mce_inject(unsigned long long status, unsigned int mcg_status,
 		      unsigned long long phys, bool user, char *why,
@@ -1122,12 +1152,14 @@ static int mce_inject(unsigned long long status, unsigned int mcg_status,
 		tcsetattr(fd, TCSANOW, &tio);
 	}
 	tcflush(fd, TCIOFLUSH);
-	len = snprintf(req, sizeof(req), "mce 0 1 0x%llx 0x%x 0x%llx 0x%x%s\n",
+	len = snprintf(req, sizeof(req), "mce 0 1 0x%llx 0x%x 0x%llx 0x%x%s",
 		       status, mcg_status, phys, MCE_MISC, user ? " user" : "");
+	req[len++] = '\n';
 	if (write(fd, req, len) != len) {
 		ret = errno ? -errno : -EIO;
 		goto out;
 	}
+	req[--len] = '\0';
 	pfd.fd = fd;
 	pfd.events = POLLIN;
 	while (got < sizeof(ans) - 1) {
@@ -1155,7 +1187,8 @@ static int mce_inject(unsigned long long status, unsigned int mcg_status,
 	}
 	ans[got] = '\0';
 	snprintf(why, why_len, "%s", ans);
-	if (strcmp(ans, "ok"))
+	/* The answer repeats the request: a late one to another is no answer. */
+	if (strncmp(ans, req, len) || strcmp(ans + len, " -> ok"))
 		ret = -EIO;
 out:
 	close(fd);
@@ -1167,14 +1200,13 @@ out:
  * maps it and asked for early kill gets BUS_MCEERR_AO with its address, from
  * the machine check handler's deferred work.
  */
-TEST_F(mapped, mce_action_optional)
+TEST_F_TIMEOUT(mapped, mce_action_optional, MCE_TEST_TIMEOUT)
 {
-	const char *why_not = mce_inject_unavailable();
 	char why[256];
 	int ret, i;
 
-	if (why_not)
-		SKIP(return, "%s", why_not);
+	if (!mce_inject_ready(_metadata))
+		return;
 	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0));
 	ret = mce_inject(MCE_STATUS_AO, MCE_MCG_AO,
 			 phys_at(&self->ctx, self->off), false, why,
@@ -1192,66 +1224,83 @@ TEST_F(mapped, mce_action_optional)
 }
 
 /*
+ * The consumer of mce_action_required: on CPU 0, read @page until told to
+ * stop (@stop), then report the memory error signals it got. Killed with
+ * its parent.
+ */
+static void __noreturn mce_consumer_run(volatile char *page,
+					volatile int *stop, int ready, int done)
+{
+	struct mce_report report = { 0 };
+	cpu_set_t cpus;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL))
+		report.err = errno;
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	if (!report.err && sched_setaffinity(0, sizeof(cpus), &cpus))
+		report.err = errno;
+	if (write(ready, &report.err, sizeof(report.err)) !=
+	    sizeof(report.err))
+		_exit(1);
+	while (!*stop && !mce_count)
+		/* The load that consumes the poison. */
+		(void)*page;
+	report.nsig = mce_count;
+	report.code = mce_code;
+	report.lsb = mce_lsb;
+	report.addr = (uintptr_t)mce_addr;
+	if (write(done, &report, sizeof(report)) != sizeof(report))
+		_exit(1);
+	_exit(0);
+}
+
+/*
  * An action-required machine check while a process reads the registered
  * PFN on CPU 0: that process gets BUS_MCEERR_AR with its address of the
  * page, and goes on running (nothing is unmapped); this one, which maps the
  * PFN too with late kill, gets nothing.
  */
-TEST_F(mapped, mce_action_required)
+TEST_F_TIMEOUT(mapped, mce_action_required, MCE_TEST_TIMEOUT)
 {
-	const char *why_not = mce_inject_unavailable();
 	volatile char *page = self->map + self->off;
 	struct mce_report report = { 0 };
-	int ready[2], done[2], ret, status;
-	char why[256], c;
+	int ready[2], done[2], ret, status, err = -1;
+	volatile int *stop;
+	char why[256];
 	cpu_set_t cpus;
 	pid_t pid;
 
-	if (why_not)
-		SKIP(return, "%s", why_not);
+	if (!mce_inject_ready(_metadata))
+		return;
 	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_LATE, 0, 0));
+	stop = mmap(NULL, sizeof(*stop), PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, stop);
+	*stop = 0;
 	ASSERT_EQ(0, pipe2(ready, O_CLOEXEC));
 	ASSERT_EQ(0, pipe2(done, O_CLOEXEC));
 	pid = fork();
 	ASSERT_LE(0, pid);
-	if (!pid) {
-		struct timespec start, now;
-
-		CPU_ZERO(&cpus);
-		CPU_SET(0, &cpus);
-		if (sched_setaffinity(0, sizeof(cpus), &cpus))
-			report.err = errno;
-		if (write(ready[1], &c, 1) != 1)
-			_exit(1);
-		clock_gettime(CLOCK_MONOTONIC, &start);
-		do {
-			/* The load that consumes the poison. */
-			(void)*page;
-			clock_gettime(CLOCK_MONOTONIC, &now);
-		} while (!mce_count && (now.tv_sec - start.tv_sec) * 1000 +
-			 (now.tv_nsec - start.tv_nsec) / 1000000 < MCE_CONSUME_MS);
-		report.nsig = mce_count;
-		report.code = mce_code;
-		report.lsb = mce_lsb;
-		report.addr = (uintptr_t)mce_addr;
-		if (write(done[1], &report, sizeof(report)) != sizeof(report))
-			_exit(1);
-		_exit(0);
-	}
+	if (!pid)
+		mce_consumer_run(page, stop, ready[1], done[1]);
 	close(ready[1]);
 	close(done[1]);
+	ASSERT_EQ(sizeof(err), read(ready[0], &err, sizeof(err)));
+	ASSERT_EQ(0, err)
+		TH_LOG("consumer setup: %s", strerror(err));
 	/* Leave CPU 0 to the consumer. */
 	CPU_ZERO(&cpus);
 	CPU_SET(1, &cpus);
 	ASSERT_EQ(0, sched_setaffinity(0, sizeof(cpus), &cpus));
-	ASSERT_EQ(1, read(ready[0], &c, 1));
 	usleep(100000);
 
 	ret = mce_inject(MCE_STATUS_AR, MCE_MCG_AR,
 			 phys_at(&self->ctx, self->off), true, why,
 			 sizeof(why));
-	if (ret)
-		kill(pid, SIGKILL);
+	/* The signal is sent on the consumer's way back to user space. */
+	usleep(NO_SIGNAL_MS * 1000);
+	*stop = 1;
 	ASSERT_EQ(0, ret)
 		TH_LOG("injection failed: %s (%s)", strerror(-ret), why);
 	ASSERT_EQ(sizeof(report), read(done[0], &report, sizeof(report)))
@@ -1259,20 +1308,18 @@ TEST_F(mapped, mce_action_required)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
 		TH_LOG("the consumer died: status %#x", status);
-	ASSERT_EQ(0, report.err)
-		TH_LOG("consumer setup: %s", strerror(report.err));
 	ASSERT_EQ(1, report.nsig)
 		TH_LOG("the consumer got no or more than one memory error SIGBUS");
 	EXPECT_EQ(BUS_MCEERR_AR, report.code);
 	EXPECT_EQ((uintptr_t)page, report.addr);
 	EXPECT_EQ(self->ctx.env.page_shift, report.lsb);
 
-	usleep(NO_SIGNAL_MS * 1000);
 	EXPECT_EQ(0, mce_count)
 		TH_LOG("this late kill process got a SIGBUS with code %d",
 		       mce_code);
 	close(ready[0]);
 	close(done[0]);
+	munmap((void *)stop, sizeof(*stop));
 }
 
 FIXTURE(pfn_poison)
