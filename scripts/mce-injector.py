@@ -35,7 +35,7 @@ import re
 import socket
 import sys
 import time
-from typing import List, Optional, TextIO
+from typing import List, TextIO
 
 # How long to wait for QEMU to create its sockets.
 CONNECT_S = 30.0
@@ -98,6 +98,11 @@ def cpu_in_user_mode(mon: Monitor, cpu: int) -> bool:
 	return m is not None and int(m.group(1), 16) & 3 == 3
 
 
+def outcome(out: str) -> str:
+	"""The answer to a request whose 'mce' printed OUT (nothing when it worked)."""
+	return f'error: {out}' if out else 'ok'
+
+
 def inject(mon: Monitor, words: List[str]) -> str:
 	"""Handle one request; the answer line."""
 	user = words[-1] == 'user'
@@ -105,16 +110,14 @@ def inject(mon: Monitor, words: List[str]) -> str:
 	# handler on the CPU that took it waits for every other CPU to enter.
 	hmp = ' '.join(['mce', '-b'] + words[1:7])
 	if not user:
-		out = mon.cmd(hmp)
-		return f'error: {out}' if out else 'ok'
+		return outcome(mon.cmd(hmp))
 	cpu = int(words[1])
 	deadline = time.monotonic() + USER_S
 	while time.monotonic() < deadline:
 		mon.cmd('stop')
 		try:
 			if cpu_in_user_mode(mon, cpu):
-				out = mon.cmd(hmp)
-				return f'error: {out}' if out else 'ok'
+				return outcome(mon.cmd(hmp))
 		except ValueError as e:
 			return f'error: {e}'
 		finally:
@@ -137,11 +140,10 @@ def serve(guest: socket.socket, mon: Monitor, log: TextIO) -> None:
 			line = raw.decode(errors='replace').strip()
 			if not line:
 				continue
-			answer: Optional[str] = None
-			if not REQUEST.match(line):
-				answer = 'error: not "mce CPU BANK STATUS MCG_STATUS ADDR MISC [user]"'
-			else:
+			if REQUEST.match(line):
 				answer = inject(mon, line.split())
+			else:
+				answer = 'error: not "mce CPU BANK STATUS MCG_STATUS ADDR MISC [user]"'
 			print(f'{line} -> {answer}', file=log, flush=True)
 			guest.sendall(f'{line} -> {answer}\n'.encode())
 
