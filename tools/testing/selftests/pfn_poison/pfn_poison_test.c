@@ -33,6 +33,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -45,6 +46,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -422,6 +424,8 @@ static volatile sig_atomic_t mce_count;
 static volatile sig_atomic_t mce_code;
 static volatile sig_atomic_t mce_lsb;
 static void *volatile mce_addr;
+/* The thread that received the last one. */
+static volatile pid_t mce_tid;
 
 /* Set while access_pages() runs, to recover from an unmapped page. */
 static sigjmp_buf access_jmp;
@@ -436,6 +440,7 @@ static void sigbus_handler(int sig, siginfo_t *si, void *ucontext)
 		mce_code = si->si_code;
 		mce_lsb = si->si_addr_lsb;
 		mce_addr = si->si_addr;
+		mce_tid = syscall(SYS_gettid);
 		return;
 	}
 
@@ -463,6 +468,7 @@ static void reset_mce(void)
 	mce_code = 0;
 	mce_lsb = 0;
 	mce_addr = NULL;
+	mce_tid = 0;
 }
 
 static uint64_t pattern(uint64_t seed, size_t page)
@@ -1043,6 +1049,165 @@ TEST_F(mapped, report_early_kill_sysctl)
 }
 
 /*
+ * A second thread of the test process: it sets its own PR_MCE_KILL policy
+ * (a per-thread flag), then either consumes the poison at @phys through @fd
+ * or waits for a memory error signal.
+ */
+struct mce_thread {
+	pthread_t thread;
+	int policy;
+	int fd;
+	unsigned long long phys;
+	pid_t tid;
+	/* -errno of prctl() or the result of consume(). */
+	int ret;
+	int ready;
+};
+
+static void *mce_thread_fn(void *arg)
+{
+	struct mce_thread *mt = arg;
+	int ms;
+
+	mt->tid = syscall(SYS_gettid);
+	if (prctl(PR_MCE_KILL, PR_MCE_KILL_SET, mt->policy, 0, 0)) {
+		mt->ret = -errno;
+	} else if (mt->fd >= 0) {
+		mt->ret = consume(mt->fd, mt->phys);
+	} else {
+		__atomic_store_n(&mt->ready, 1, __ATOMIC_RELEASE);
+		for (ms = 0; !mce_count && ms < SIGNAL_MS; ms++)
+			usleep(1000);
+	}
+	__atomic_store_n(&mt->ready, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static int mce_thread_start(struct mce_thread *mt, int policy, int fd,
+			    unsigned long long phys)
+{
+	int ret, ms;
+
+	memset(mt, 0, sizeof(*mt));
+	mt->policy = policy;
+	mt->fd = fd;
+	mt->phys = phys;
+	ret = pthread_create(&mt->thread, NULL, mce_thread_fn, mt);
+	if (ret)
+		return -ret;
+	for (ms = 0; ms < SIGNAL_MS; ms++) {
+		if (__atomic_load_n(&mt->ready, __ATOMIC_ACQUIRE))
+			break;
+		usleep(1000);
+	}
+	return 0;
+}
+
+/*
+ * Early kill is a per-thread choice: in a process whose main thread asked
+ * for late kill and another thread for early kill, that thread, and only it,
+ * gets the action optional SIGBUS.
+ */
+TEST_F(mapped, early_kill_thread)
+{
+	struct mce_thread mt;
+	int ret;
+
+	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_LATE, 0, 0));
+	ASSERT_EQ(0, mce_thread_start(&mt, PR_MCE_KILL_EARLY, -1, 0));
+	ret = inject(phys_at(&self->ctx, self->off));
+	ASSERT_EQ(0, pthread_join(mt.thread, NULL));
+	ASSERT_EQ(0, mt.ret)
+		TH_LOG("prctl in the thread: %s", strerror(-mt.ret));
+	ASSERT_EQ(0, ret);
+
+	ASSERT_EQ(1, mce_count)
+		TH_LOG("expected exactly one SIGBUS");
+	EXPECT_EQ(BUS_MCEERR_AO, mce_code);
+	EXPECT_EQ(self->map + self->off, mce_addr);
+	EXPECT_EQ(self->ctx.env.page_shift, mce_lsb);
+	EXPECT_EQ(mt.tid, mce_tid)
+		TH_LOG("delivered to thread %d, not to the early kill thread %d",
+		       mce_tid, mt.tid);
+}
+
+/*
+ * The thread that consumed the poison gets the action required SIGBUS, not
+ * the main thread of its process, which asked for early kill: the consumer
+ * is what the process's early kill thread would have been.
+ */
+TEST_F(mapped, consumed_by_thread)
+{
+	struct mce_thread mt;
+
+	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0));
+	ASSERT_EQ(0, mce_thread_start(&mt, PR_MCE_KILL_LATE, self->ctx.fd,
+				      phys_at(&self->ctx, self->off)));
+	ASSERT_EQ(0, pthread_join(mt.thread, NULL));
+	ASSERT_EQ(0, mt.ret)
+		TH_LOG("consume in the thread: %s", strerror(-mt.ret));
+
+	ASSERT_EQ(1, mce_count)
+		TH_LOG("expected exactly one SIGBUS");
+	EXPECT_EQ(BUS_MCEERR_AR, mce_code);
+	EXPECT_EQ(self->map + self->off, mce_addr);
+	EXPECT_EQ(mt.tid, mce_tid)
+		TH_LOG("delivered to thread %d, not to the consumer %d",
+		       mce_tid, mt.tid);
+}
+
+/*
+ * A process that maps the PFN through several VMAs (the fixture's, another
+ * one of the same window and one of the other window) is told once, with
+ * the address of the PFN in one of them, whether it asked for early kill or
+ * consumed the poison; all of them stay mapped.
+ */
+TEST_F(mapped, several_vmas)
+{
+	struct pfn_poison_ctx *ctx = &self->ctx;
+	size_t page_size = ctx->env.page_size;
+	off_t page = self->off;
+	char *map_4k, *map_pmd;
+	int round, ret;
+
+	map_4k = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      ctx->fd, page);
+	ASSERT_NE(MAP_FAILED, map_4k)
+		TH_LOG("mmap: %s", strerror(errno));
+	map_pmd = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       ctx->fd, pmd_window(ctx) + page);
+	ASSERT_NE(MAP_FAILED, map_pmd)
+		TH_LOG("mmap: %s", strerror(errno));
+	ASSERT_EQ(0, access_pages(map_pmd, page_size, page_size, 3, true));
+	ASSERT_EQ(0, access_pages(map_4k, page_size, page_size, 3, false));
+
+	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0));
+	for (round = 0; round < 2; round++) {
+		reset_mce();
+		ret = round ? consume(ctx->fd, phys_at(ctx, self->off)) :
+			      inject(phys_at(ctx, self->off));
+		ASSERT_EQ(0, ret)
+			TH_LOG("round %d: %s", round, strerror(-ret));
+		ASSERT_EQ(1, mce_count)
+			TH_LOG("round %d: expected exactly one SIGBUS", round);
+		EXPECT_EQ(round ? BUS_MCEERR_AR : BUS_MCEERR_AO, mce_code);
+		EXPECT_TRUE(mce_addr == self->map + self->off ||
+			    mce_addr == map_4k || mce_addr == map_pmd)
+			TH_LOG("round %d: %p is none of %p %p %p", round,
+			       mce_addr, self->map + self->off, map_4k,
+			       map_pmd);
+	}
+
+	/* Each mapping still maps the page, which still holds the pattern. */
+	EXPECT_EQ(0, access_pages(map_4k, page_size, page_size, 3, false));
+	EXPECT_EQ(0, access_pages(map_pmd, page_size, page_size, 3, false));
+	EXPECT_EQ(0, access_pages(self->map + self->off, page_size, page_size,
+				  3, false));
+	munmap(map_4k, page_size);
+	munmap(map_pmd, page_size);
+}
+
+/*
  * Machine checks raised by the (virtual) hardware, which go through the
  * architecture's machine check handler to memory_failure(): an
  * action-optional error (a patrol scrub found it) and an action-required
@@ -1421,6 +1586,88 @@ TEST_F(pfn_poison, consumed_unmapped)
 	EXPECT_EQ(-EBUSY, consume(ctx->fd, pfn * page_size));
 	ASSERT_EQ(0, unregister_pfns(ctx->fd, pfn, pfn));
 	EXPECT_EQ(-EINVAL, consume(ctx->fd, pfn * page_size));
+	EXPECT_EQ(0, mce_count);
+}
+
+#define TRACEFS			"/sys/kernel/tracing"
+#define MF_EVENT		TRACEFS "/events/ras/memory_failure_event"
+
+static int write_file(const char *path, const char *s, int flags)
+{
+	int fd, ret = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC | flags);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static int count_str(const char *s, const char *what)
+{
+	int n = 0;
+
+	for (; (s = strstr(s, what)); s++)
+		n++;
+	return n;
+}
+
+/*
+ * The ras:memory_failure_event tracepoint names the page type and the
+ * result of each event: "Recovered" for a registered PFN, "Ignored" for one
+ * nobody registered, "Failed" when the consumer was not told.
+ */
+TEST_F(pfn_poison, tracepoint)
+{
+	struct pfn_poison_ctx *ctx = &self->ctx;
+	size_t page_size = ctx->env.page_size;
+	static const char * const result[] = { "Recovered", "Ignored",
+						"Failed" };
+	unsigned long long pfn[] = { ctx->base_pfn, ctx->unreg_pfn,
+				     ctx->base_pfn };
+	char buf[65536], line[128];
+	const char *pos;
+	ssize_t len;
+	int fd, i;
+
+	if (access(MF_EVENT "/enable", W_OK) &&
+	    mount("tracefs", TRACEFS, "tracefs", 0, NULL) &&
+	    errno != EBUSY)
+		SKIP(return, "cannot mount tracefs at %s: %s", TRACEFS,
+		     strerror(errno));
+	if (access(MF_EVENT "/enable", W_OK))
+		SKIP(return, "no %s: %s", MF_EVENT, strerror(errno));
+
+	ASSERT_EQ(0, write_file(TRACEFS "/trace", "", O_TRUNC));
+	ASSERT_EQ(0, write_file(MF_EVENT "/enable", "1", 0));
+	EXPECT_EQ(0, inject(pfn[0] * page_size));
+	EXPECT_EQ(-EBUSY, inject(pfn[1] * page_size));
+	EXPECT_EQ(-EBUSY, consume(ctx->fd, pfn[2] * page_size));
+	ASSERT_EQ(0, write_file(MF_EVENT "/enable", "0", 0));
+
+	fd = open(TRACEFS "/trace", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	ASSERT_LT(0, len);
+	buf[len] = 0;
+
+	/* The three events, in this order, and no other. */
+	pos = buf;
+	for (i = 0; i < 3; i++) {
+		snprintf(line, sizeof(line),
+			 "memory_failure_event: pfn %#llx: recovery action for non struct page pfn: %s\n",
+			 pfn[i], result[i]);
+		pos = strstr(pos, line);
+		ASSERT_NE(NULL, pos)
+			TH_LOG("event %d not found: \"%s\" in:\n%s", i, line,
+			       buf);
+		pos += strlen(line);
+	}
+	EXPECT_EQ(3, count_str(buf, "memory_failure_event:"))
+		TH_LOG("trace:\n%s", buf);
 	EXPECT_EQ(0, mce_count);
 }
 
