@@ -90,6 +90,7 @@ mail:
 
 patch-checks:
 	$(S)/build config
+	$(S)/build kernel
 	$(S)/check-patches
 
 selftest:

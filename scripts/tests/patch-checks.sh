@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=21
+PLAN=23
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -225,6 +225,13 @@ mkdir -p "$KOUT_T"
 	make -C "$WT" O="$KOUT_T" ARCH=x86_64 tinyconfig >"$T/tiny.log" 2>&1
 grep -qx 'CONFIG_WB_TEST_OPTION=y' "$KOUT_T/.config" ||
 	echo 'CONFIG_WB_TEST_OPTION=y' >>"$KOUT_T/.config"
+# The "full build" of the series' tip that the checks read which objects
+# the configuration compiles: here the directories of the three files.
+tinybuild() {
+	make -C "$WT" O="$KOUT_T" ARCH=x86_64 CC="ccache gcc" HOSTCC="ccache gcc" \
+		-j"$(nproc)" W=1 kernel/dma/ block/ >"$T/tinybuild.log" 2>&1
+}
+tinybuild
 BUILD_DIR=$T/build2 KOUT=$KOUT_T "$TOP/scripts/check-patches" >"$T/check6.log" 2>&1
 rec2() {
 	awk -F'\t' -v t="$1" '$1 == t && $2 == "build" { print $4, $5, $7 }' \
@@ -249,6 +256,31 @@ BUILD_DIR=$T/build2 KOUT=$KOUT_T "$TOP/scripts/check-patches" >"$T/check8.log" 2
 result "a changed check input checks every patch again" \
 	bash -c "! grep -q 'unchanged: earlier result' '$T/check8.log' &&
 		[[ \"$(rec2 built)\" == '1 0 '* ]]"
+
+# A header that kernel/dma/direct.c includes gains a warning: its dependents
+# are rebuilt and the warning is new; with every header counted as wide
+# (WIDE_HEADER=0), only the series' own objects would be, and there are
+# none, so nothing is built, and the log says why.
+k checkout -q -B wb-test v6.18.5
+sed -i '0,/^#include/s//static inline int wb_test_warn(void) { int wb_unused; return 0; }\n&/' \
+	"$WT/include/linux/dma-direct.h"
+k commit -q -a -s -m "dma-direct: a warning in a header" -m "For the test."
+k notes --ref=refs/notes/wb-topic add -m hdr HEAD
+rm -rf "$QUILT_DIR"
+mkdir -p "$QUILT_DIR"
+"$TOP/scripts/export" >"$T/export4.log" 2>&1
+tinybuild
+BUILD_DIR=$T/build4 KOUT=$KOUT_T "$TOP/scripts/check-patches" >"$T/check10.log" 2>&1
+result "build: a warning in a header is found in the objects that include it" \
+	bash -c "[[ \"\$(awk -F'\t' '\$2 == \"build\" { print \$4, \$5, \$7 }' '$T/build4/results/patches.tsv')\" == '0 1 new W=1 warnings'* ]] &&
+		grep -q 'wb_unused' '$T/build4/logs/patches/0001-dma-direct-a-warning-in-a-header.patch.new-warnings' &&
+		grep -q 'header include/linux/dma-direct.h: the [1-9][0-9]* object(s) of the full build that include it are rebuilt' \
+			'$T/build4/logs/patches/0001-dma-direct-a-warning-in-a-header.patch.build'"
+WIDE_HEADER=0 BUILD_DIR=$T/build5 KOUT=$KOUT_T "$TOP/scripts/check-patches" >"$T/check11.log" 2>&1
+result "build: of a wide header's dependents only the series' objects are rebuilt" \
+	bash -c "awk -F'\t' '\$2 == \"build\" { print \$4, \$5, \$6 }' '$T/build5/results/patches.tsv' | grep -qx '0 0 1' &&
+		grep -q 'header include/linux/dma-direct.h: [1-9][0-9]* objects of the full build include it (over 0): the 0 of them that the series touches are rebuilt' \
+			'$T/build5/logs/patches/0001-dma-direct-a-warning-in-a-header.patch.build'"
 
 # A series of one header that nothing includes: no directory to build, so
 # no baseline (not make's default target, the whole kernel), and the patch
