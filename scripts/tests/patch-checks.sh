@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=23
+PLAN=25
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -298,6 +298,40 @@ result "build: a header nothing includes is skipped by name; nothing else is bui
 	bash -c "awk -F'\t' '\$2 == \"build\" { print \$4, \$5, \$6, \$7 }' '$T/build3/results/patches.tsv' |
 		grep -q '^0 0 1 nothing built .*include/linux/wb_test.h' &&
 		! grep -q vmlinux '$T/build3/logs/patches/baseline.log'"
+
+# A variant (scripts/build variant): the full build's configuration with an
+# option turned off.  A patch whose code needs the option fails the
+# variant's build; with a stub it passes, and a file that only the option
+# compiles (an #error without it) is left out, by name, not compiled.
+k checkout -q -B wb-test v6.18.5
+printf '\nconfig WB_TEST_OPTION\n\tbool "wb test"\n' >>"$WT/kernel/dma/Kconfig"
+# shellcheck disable=SC2016 # a Makefile line
+printf 'obj-$(CONFIG_WB_TEST_OPTION) += wb_test.o\n' >>"$WT/kernel/dma/Makefile"
+printf '// SPDX-License-Identifier: GPL-2.0\n#ifndef CONFIG_WB_TEST_OPTION\n#error only with its option\n#endif\nint wb_test_option;\n' \
+	>"$WT/kernel/dma/wb_test.c"
+printf '#ifdef CONFIG_WB_TEST_OPTION\nint wb_test_fn(void);\n#endif\nstatic int __maybe_unused wb_test_call(void) { return wb_test_fn(); }\n' \
+	>>"$WT/kernel/dma/direct.c"
+k add kernel/dma/wb_test.c
+k commit -q -a -s -m "dma: code that needs an option" -m "For the test."
+k notes --ref=refs/notes/wb-topic add -m variant HEAD
+rm -rf "$QUILT_DIR"
+mkdir -p "$QUILT_DIR"
+"$TOP/scripts/export" >"$T/export6.log" 2>&1
+tinybuild
+mkdir -p "$T/vars" "$T/build6"
+ln -s "$KOUT_T" "$T/build6/kernel"
+printf '# CONFIG_WB_TEST_OPTION is not set\n' >"$T/vars/wboff.config"
+WB_VARIANTS=$T/vars BUILD_DIR=$T/build6 "$TOP/scripts/build" variant wboff >"$T/variant1.log" 2>&1
+result "variant: code that does not build without the option fails the variant" \
+	bash -c "grep -q 'variant wboff failed' '$T/variant1.log' &&
+		grep -q 'implicit declaration of function .wb_test_fn' '$T/build6/logs/variant-wboff.log.build'"
+sed -i 's/^int wb_test_fn(void);$/&\n#else\nstatic inline int wb_test_fn(void) { return 0; }/' "$WT/kernel/dma/direct.c"
+k commit -q -a --amend --no-edit
+WB_VARIANTS=$T/vars BUILD_DIR=$T/build6 "$TOP/scripts/build" variant wboff >"$T/variant2.log" 2>&1
+result "variant: with a stub it passes; a file only the option compiles is left out" \
+	bash -c "grep -q 'variant wboff: ok' '$T/variant2.log' &&
+		grep -qx 'compiled: kernel/dma/direct.o' '$T/build6/logs/variant-wboff.log.objects' &&
+		grep -qx 'not in this configuration: kernel/dma/wb_test.o' '$T/build6/logs/variant-wboff.log.objects'"
 
 if [ "$failed" != 0 ]; then
 	for f in "$T"/*.log "$BUILD_DIR"/results/*.tsv \

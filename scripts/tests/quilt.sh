@@ -29,6 +29,10 @@ mk_tarball() {
 		>"$T/src/linux-6.18.5/Makefile"
 	for i in $(seq 1 40); do echo "line $i"; done >"$T/src/linux-6.18.5/mm/a.c"
 	for i in $(seq 1 40); do echo "other $i"; done >"$T/src/linux-6.18.5/mm/b.c"
+	# An executable and a symbolic link: their modes are in the tree.
+	printf '#!/bin/sh\n' >"$T/src/linux-6.18.5/mm/run.sh"
+	chmod 755 "$T/src/linux-6.18.5/mm/run.sh"
+	ln -s b.c "$T/src/linux-6.18.5/mm/link.c"
 	tar -C "$T/src" -cJf "$T/base.tar.xz" linux-6.18.5
 	tree=$(cd "$T/src/linux-6.18.5" && git init -q . && git add -A -f &&
 		git write-tree && rm -rf .git)

@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import cover  # noqa: E402
 import results  # noqa: E402
 import summary  # noqa: E402
+import tar2git  # noqa: E402
 import testlist  # noqa: E402
 
 
@@ -381,6 +382,66 @@ class SummaryTest(unittest.TestCase):
 		case = js['sub_groups'][2]['sub_groups'][0]['test_cases'][0]
 		self.assertEqual((case['name'], case['status']), ('a:b', 'FAIL'))
 		self.assertEqual(js['sub_groups'][0]['sub_groups'][0]['test_cases'][0]['status'], 'SKIP')
+
+
+class Tar2gitTest(unittest.TestCase):
+	"""tar2git.py's fast-import stream from small tarballs."""
+
+	@staticmethod
+	def tarball(members: List[Tuple[str, str, bytes]]) -> bytes:
+		"""A tar of MEMBERS: (name, kind 'f' 'x' 'l' 'h' 'd', data)."""
+		# pylint: disable=import-outside-toplevel
+		import io
+		import tarfile
+		buf = io.BytesIO()
+		with tarfile.open(fileobj=buf, mode='w') as tar:
+			for name, kind, data in members:
+				info = tarfile.TarInfo(name)
+				if kind in 'fx':
+					info.size = len(data)
+					info.mode = 0o755 if kind == 'x' else 0o644
+					tar.addfile(info, io.BytesIO(data))
+					continue
+				info.type = {'l': tarfile.SYMTYPE, 'h': tarfile.LNKTYPE,
+					     'd': tarfile.DIRTYPE}[kind]
+				info.linkname = data.decode()
+				tar.addfile(info)
+		return buf.getvalue()
+
+	def stream(self, members: List[Tuple[str, str, bytes]]) -> Tuple[int, bytes]:
+		"""tar2git.stream() of a tarball of MEMBERS under linux-1/."""
+		# pylint: disable=import-outside-toplevel
+		import io
+		import tarfile
+		out = io.BytesIO()
+		with tarfile.open(fileobj=io.BytesIO(self.tarball(members)), mode='r|') as tar:
+			n = tar2git.stream(tar, 'linux-1', out)
+		return n, out.getvalue()
+
+	def test_modes_and_links(self) -> None:
+		n, out = self.stream([('linux-1/', 'd', b''), ('linux-1/a.c', 'f', b'int a;\n'),
+				      ('linux-1/s.sh', 'x', b'#!/bin/sh\n'),
+				      ('linux-1/l.c', 'l', b'a.c'), ('other/x', 'f', b'no')])
+		self.assertEqual(n, 3)
+		self.assertEqual(out, b'M 100644 inline a.c\ndata 7\nint a;\n\n'
+				 b'M 100755 inline s.sh\ndata 10\n#!/bin/sh\n\n'
+				 b'M 120000 inline l.c\ndata 3\na.c\n')
+
+	def test_hard_link_is_an_error(self) -> None:
+		with self.assertRaisesRegex(tar2git.TarError, 'linux-1/h.c: neither'):
+			self.stream([('linux-1/a.c', 'f', b'x'), ('linux-1/h.c', 'h', b'linux-1/a.c')])
+
+	def test_quoted_path_is_an_error(self) -> None:
+		with self.assertRaisesRegex(tar2git.TarError, 'quoted'):
+			self.stream([('linux-1/"q.c', 'f', b'x')])
+
+	def test_header(self) -> None:
+		# pylint: disable=import-outside-toplevel
+		import io
+		out = io.BytesIO()
+		tar2git.header(out, 'refs/x', 'A <a@b>', 5, 'm\n')
+		self.assertEqual(out.getvalue(), b'commit refs/x\nauthor A <a@b> 5 +0000\n'
+				 b'committer A <a@b> 5 +0000\ndata 2\nm\n\n')
 
 
 class MceInjectorTest(unittest.TestCase):
