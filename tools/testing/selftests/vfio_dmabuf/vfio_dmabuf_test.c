@@ -60,6 +60,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
+#include <linux/iommufd.h>
 #include <linux/pci_regs.h>
 #include <linux/udmabuf.h>
 
@@ -2207,8 +2208,10 @@ TEST_F(vfio_dmabuf, importer_cycles)
  *
  * QEMU sends every DMA through the IOMMU, also between devices under one
  * switch, so the container maps the bus address of the BAR to the BAR,
- * where the switch would route it. The type1 IOMMU driver can map MMIO
- * (a VM_PFNMAP mapping of the BAR); iommufd in this kernel cannot.
+ * where the switch would route it. The type1 IOMMU driver maps MMIO (a
+ * VM_PFNMAP mapping of the BAR); through the cdev, IOMMU_IOAS_MAP_FILE maps
+ * the BAR's dma-buf into the IOAS of both devices, at an IOVA of the test's
+ * choosing (see p2p_setup()).
  */
 /* MMIO accesses of one instruction each, in program order. */
 static void edu_write(uint8_t *regs, unsigned int off, uint64_t val)
@@ -2239,6 +2242,186 @@ static int edu_dma(uint8_t *regs, uint64_t src, uint64_t dst,
 	return -ETIMEDOUT;
 }
 
+/*
+ * The edu's DMA through the IOAS of the iommufd cdev: the ivshmem BAR's
+ * page with the pattern, exported as a dma-buf and mapped with
+ * IOMMU_IOAS_MAP_FILE at P2P_BAR_IOVA, and a page of memory at P2P_BUF_IOVA,
+ * both under the edu's 28-bit DMA mask.
+ */
+#define P2P_BUF_IOVA		0x100000
+#define P2P_BAR_IOVA		0x200000
+
+struct p2p_ctx {
+	struct vd_dev ivs, edu;
+	uint8_t *bar, *regs, *buf;
+	bool host;
+	int fd;
+};
+
+static int ioas_map_dmabuf(struct vd_vfio *vfio, int fd, __u64 length,
+			   __u64 iova)
+{
+	struct iommu_ioas_map_file map = {
+		.size = sizeof(map),
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+			 IOMMU_IOAS_MAP_WRITEABLE,
+		.ioas_id = vfio->ioas_id,
+		.fd = fd,
+		.length = length,
+		.iova = iova,
+	};
+
+	return ioctl(vfio->iommufd, IOMMU_IOAS_MAP_FILE, &map) ? -errno : 0;
+}
+
+static int ioas_map_mem(struct vd_vfio *vfio, void *p, __u64 length,
+			__u64 iova)
+{
+	struct iommu_ioas_map map = {
+		.size = sizeof(map),
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+			 IOMMU_IOAS_MAP_WRITEABLE,
+		.ioas_id = vfio->ioas_id,
+		.user_va = (uintptr_t)p,
+		.length = length,
+		.iova = iova,
+	};
+
+	return ioctl(vfio->iommufd, IOMMU_IOAS_MAP, &map) ? -errno : 0;
+}
+
+static int ioas_unmap(struct vd_vfio *vfio, __u64 iova, __u64 length)
+{
+	struct iommu_ioas_unmap unmap = {
+		.size = sizeof(unmap),
+		.ioas_id = vfio->ioas_id,
+		.iova = iova,
+		.length = length,
+	};
+
+	return ioctl(vfio->iommufd, IOMMU_IOAS_UNMAP, &unmap) ? -errno : 0;
+}
+
+/* Open both devices, write the pattern, map both IOVAs; false: test over. */
+static bool p2p_setup(struct __test_metadata *_metadata, struct vd_test *self,
+		      struct p2p_ctx *p)
+{
+	struct vfio_region_dma_range r = {
+		.offset = HOST_PATTERN_OFFSET,
+		.length = EDU_DMA_BUF_SIZE,
+	};
+	size_t i;
+	int ret;
+
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+	p->ivs.fd = -1;
+	p->edu.fd = -1;
+	if (!self->env.edu_peer.present)
+		SKIP(return false, "%s",
+		     vd_missing("edu (1234:11e8) behind the switch of the ivshmem"));
+	if (HOST_PATTERN_OFFSET % self->page || EDU_DMA_BUF_SIZE != self->page)
+		SKIP(return false, "written for 4 KiB pages");
+	if (!open_ivshmem(_metadata, self, &p->ivs) ||
+	    !open_dev(_metadata, self, &self->env.edu_peer, "edu", &p->edu))
+		return false;
+
+	p->bar = vd_region_mmap(&p->ivs, IVSHMEM_RAM_BAR, 2 * self->page);
+	EXPECT_NE(MAP_FAILED, p->bar);
+	if (p->bar == MAP_FAILED)
+		return false;
+	p->host = !memcmp(p->bar, HOST_MAGIC, strlen(HOST_MAGIC));
+	if (!p->host)
+		for (i = 0; i < EDU_DMA_BUF_SIZE; i++)
+			p->bar[HOST_PATTERN_OFFSET + i] = expected_byte(false, i);
+	ksft_print_msg("pattern written by %s\n",
+		       p->host ? "the host" : "the test through the BAR");
+
+	p->fd = export_checked(_metadata, &p->ivs, IVSHMEM_RAM_BAR, &r, 1);
+	ret = ioas_map_dmabuf(&self->vfio, p->fd, r.length, P2P_BAR_IOVA);
+	EXPECT_EQ(0, ret)
+		TH_LOG("IOMMU_IOAS_MAP_FILE of the BAR's dma-buf: %s",
+		       strerror(-ret));
+	p->buf = mmap(NULL, self->page, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	EXPECT_NE(MAP_FAILED, p->buf);
+	if (ret || p->buf == MAP_FAILED)
+		return false;
+	memset(p->buf, 0, self->page);
+	ret = ioas_map_mem(&self->vfio, p->buf, self->page, P2P_BUF_IOVA);
+	EXPECT_EQ(0, ret)
+		TH_LOG("IOMMU_IOAS_MAP of memory: %s", strerror(-ret));
+	p->regs = vd_region_mmap(&p->edu, EDU_BAR, p->edu.regions[EDU_BAR].size);
+	EXPECT_NE(MAP_FAILED, p->regs);
+	if (ret || p->regs == MAP_FAILED)
+		return false;
+	EXPECT_EQ(0xed, __atomic_load_n((uint32_t *)(p->regs + EDU_ID),
+					__ATOMIC_ACQUIRE) & 0xff);
+	EXPECT_EQ(0, vd_cmd_update(&p->edu, PCI_COMMAND_MASTER, 0));
+	return !_metadata->exit_code;
+}
+
+enum p2p_result { P2P_ARRIVED, P2P_NOTHING, P2P_MIXED, P2P_TIMEOUT };
+
+static const char *const p2p_names[] = {
+	"the pattern arrived", "nothing arrived", "some bytes arrived",
+	"the edu's DMA timed out",
+};
+
+/*
+ * The edu reads EDU_DMA_LEN bytes at @iova into its buffer, cleared first
+ * from zeroed memory, and writes them to the page at P2P_BUF_IOVA: did the
+ * pattern arrive, or nothing? (A read the IOMMU refuses reads zeros in
+ * QEMU, and the guest's intel-iommu driver logs a DMAR fault for it.)
+ */
+static enum p2p_result p2p_copy_from(struct p2p_ctx *p, uint64_t iova)
+{
+	size_t i, same = 0, zero = 0;
+
+	memset(p->buf, 0, EDU_DMA_LEN);
+	if (edu_dma(p->regs, P2P_BUF_IOVA, EDU_DMA_BUF, EDU_DMA_LEN, 0) ||
+	    edu_dma(p->regs, iova, EDU_DMA_BUF, EDU_DMA_LEN, 0) ||
+	    edu_dma(p->regs, EDU_DMA_BUF, P2P_BUF_IOVA, EDU_DMA_LEN,
+		    EDU_DMA_TO_PCI))
+		return P2P_TIMEOUT;
+	for (i = 0; i < EDU_DMA_LEN; i++) {
+		same += p->buf[i] == expected_byte(p->host, i);
+		zero += !p->buf[i];
+	}
+	if (same == EDU_DMA_LEN)
+		return P2P_ARRIVED;
+	return zero == EDU_DMA_LEN ? P2P_NOTHING : P2P_MIXED;
+}
+
+static enum p2p_result p2p_copy(struct p2p_ctx *p)
+{
+	return p2p_copy_from(p, P2P_BAR_IOVA);
+}
+
+#define ASSERT_P2P(_expected, _result)                                       \
+	do {                                                                 \
+		enum p2p_result _e = (_expected), _r = (_result);            \
+									     \
+		ASSERT_EQ(_e, _r)                                            \
+			TH_LOG("expected: %s; got: %s", p2p_names[_e],       \
+			       p2p_names[_r]);                               \
+	} while (0)
+
+/* In the order a VMM would: the mappings, the dma-buf, the devices. */
+static void p2p_teardown(struct p2p_ctx *p, struct vd_test *self)
+{
+	if (p->regs && p->regs != MAP_FAILED)
+		munmap(p->regs, p->edu.regions[EDU_BAR].size);
+	if (p->bar && p->bar != MAP_FAILED)
+		munmap(p->bar, 2 * self->page);
+	if (p->buf && p->buf != MAP_FAILED)
+		munmap(p->buf, self->page);
+	if (p->fd >= 0)
+		close(p->fd);
+	vd_dev_close(&p->edu);
+	vd_dev_close(&p->ivs);
+}
+
 TEST_F(vfio_dmabuf, dma_reads_the_bar)
 {
 	const uint64_t buf_iova = 0x100000;
@@ -2260,8 +2443,14 @@ TEST_F(vfio_dmabuf, dma_reads_the_bar)
 	__u32 id;
 	int fd, ret;
 
-	if (variant->cdev)
-		SKIP(return, "iommufd cannot map MMIO into an IOAS in this kernel");
+	if (variant->cdev) {
+		struct p2p_ctx p;
+
+		if (p2p_setup(_metadata, &self->t, &p))
+			ASSERT_P2P(P2P_ARRIVED, p2p_copy(&p));
+		p2p_teardown(&p, &self->t);
+		return;
+	}
 	if (!self->t.env.edu_peer.present)
 		SKIP(return, "%s", vd_missing("edu (1234:11e8) behind the switch of the ivshmem"));
 	if (HOST_PATTERN_OFFSET % self->t.page || EDU_DMA_BUF_SIZE > self->t.page)
@@ -2326,6 +2515,169 @@ TEST_F(vfio_dmabuf, dma_reads_the_bar)
 			       i);
 	}
 	ASSERT_EQ(0, close(fd));
+}
+
+/*
+ * Revocation of the BAR's dma-buf reaches iommufd: the IOVA is unmapped
+ * from the IOAS's domain, while it stays allocated, and the mapping is not
+ * restored with the buffer: a new one is needed. Through the cdev only: the
+ * group path's type1 mapping of the BAR is no dma-buf.
+ *
+ * What shows that iommufd unmapped the IOVA is the edu reading nothing
+ * there while the BAR decodes: after the buffer is back (memory enabled
+ * again, after the reset), and after the close, next to a new dma-buf of the
+ * reopened device that a second IOVA reads. While memory decode is off the
+ * BAR reads nothing anyway; only the errnos tell then.
+ */
+static bool p2p_revoke_setup(struct __test_metadata *_metadata,
+			     struct vd_test *self, bool cdev,
+			     struct p2p_ctx *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+	p->ivs.fd = -1;
+	p->edu.fd = -1;
+	if (!cdev)
+		SKIP(return false, "revocation reaches an iommufd IOAS: the cdev variant");
+	if (!p2p_setup(_metadata, self, p))
+		return false;
+	ASSERT_P2P(P2P_ARRIVED, p2p_copy(p));
+	return true;
+}
+
+/*
+ * Revoked: the IOVA is still taken (a fixed map there fails with EEXIST),
+ * and a new map of the buffer elsewhere fails with @map_errno (ENODEV while
+ * the buffer is revoked; 0 once it is back).
+ */
+static void p2p_check_revoked(struct __test_metadata *_metadata,
+			      struct vd_test *self, struct p2p_ctx *p,
+			      int map_errno)
+{
+	ASSERT_EQ(-EEXIST, ioas_map_mem(&self->vfio, p->buf, self->page,
+					P2P_BAR_IOVA));
+	ASSERT_EQ(map_errno, ioas_map_dmabuf(&self->vfio, p->fd, self->page,
+					     P2P_BAR_IOVA + self->page));
+	if (!map_errno)
+		ASSERT_EQ(0, ioas_unmap(&self->vfio, P2P_BAR_IOVA + self->page,
+					self->page));
+}
+
+/*
+ * The buffer is back and the BAR decodes: the revoked mapping reads nothing
+ * (iommufd unmapped it and did not map it again); unmapped and mapped again
+ * at the same IOVA, the bytes flow.
+ */
+static void p2p_check_remap(struct __test_metadata *_metadata,
+			    struct vd_test *self, struct p2p_ctx *p)
+{
+	ASSERT_P2P(P2P_NOTHING, p2p_copy(p));
+	ASSERT_EQ(0, ioas_unmap(&self->vfio, P2P_BAR_IOVA, self->page));
+	ASSERT_EQ(0, ioas_map_dmabuf(&self->vfio, p->fd, self->page,
+				     P2P_BAR_IOVA));
+	ASSERT_P2P(P2P_ARRIVED, p2p_copy(p));
+}
+
+/*
+ * The device was closed: its dma-buf is revoked for good. Reopened, a new
+ * dma-buf of the same BAR page mapped at a second IOVA reads the pattern
+ * while the old IOVA reads nothing; the old buffer cannot be mapped again.
+ */
+static void p2p_check_closed(struct __test_metadata *_metadata,
+			     struct vd_test *self, struct p2p_ctx *p)
+{
+	struct vfio_region_dma_range r = {
+		.offset = HOST_PATTERN_OFFSET,
+		.length = EDU_DMA_BUF_SIZE,
+	};
+	int fd;
+
+	p2p_check_revoked(_metadata, self, p, -ENODEV);
+	ASSERT_TRUE(open_ivshmem(_metadata, self, &p->ivs));
+	fd = export_checked(_metadata, &p->ivs, IVSHMEM_RAM_BAR, &r, 1);
+	ASSERT_EQ(0, ioas_map_dmabuf(&self->vfio, fd, self->page,
+				     P2P_BAR_IOVA + self->page));
+	ASSERT_P2P(P2P_ARRIVED, p2p_copy_from(p, P2P_BAR_IOVA + self->page));
+	ASSERT_P2P(P2P_NOTHING, p2p_copy(p));
+	ASSERT_EQ(0, ioas_unmap(&self->vfio, P2P_BAR_IOVA + self->page,
+				self->page));
+	ASSERT_EQ(0, close(fd));
+
+	ASSERT_EQ(0, ioas_unmap(&self->vfio, P2P_BAR_IOVA, self->page));
+	ASSERT_EQ(-ENODEV, ioas_map_dmabuf(&self->vfio, p->fd, self->page,
+					   P2P_BAR_IOVA));
+}
+
+/* The last reference to the device: its BAR mapping, then its fd. */
+static void p2p_close_ivshmem(struct __test_metadata *_metadata,
+			      struct vd_test *self, struct p2p_ctx *p)
+{
+	ASSERT_EQ(0, munmap(p->bar, 2 * self->page));
+	p->bar = NULL;
+	vd_dev_close(&p->ivs);
+}
+
+TEST_F(vfio_dmabuf, iommufd_revoke_memory_disable)
+{
+	struct p2p_ctx p;
+
+	if (p2p_revoke_setup(_metadata, &self->t, variant->cdev, &p)) {
+		ASSERT_EQ(0, vd_cmd_update(&p.ivs, 0, PCI_COMMAND_MEMORY));
+		p2p_check_revoked(_metadata, &self->t, &p, -ENODEV);
+		ASSERT_EQ(0, vd_cmd_update(&p.ivs, PCI_COMMAND_MEMORY, 0));
+		p2p_check_remap(_metadata, &self->t, &p);
+	}
+	p2p_teardown(&p, &self->t);
+}
+
+TEST_F(vfio_dmabuf, iommufd_revoke_reset)
+{
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+	struct p2p_ctx p;
+
+	if (!p2p_revoke_setup(_metadata, &self->t, variant->cdev, &p)) {
+		p2p_teardown(&p, &self->t);
+		return;
+	}
+	ASSERT_EQ(0, ioctl(p.ivs.fd, VFIO_DEVICE_GET_INFO, &info));
+	if (!(info.flags & VFIO_DEVICE_FLAGS_RESET)) {
+		p2p_teardown(&p, &self->t);
+		SKIP(return, "%s has no reset method", p.ivs.pci.name);
+	}
+	/* Revoked for the time of the reset: back when it returns */
+	ASSERT_EQ(0, ioctl(p.ivs.fd, VFIO_DEVICE_RESET))
+		TH_LOG("VFIO_DEVICE_RESET: %s", strerror(errno));
+	p2p_check_revoked(_metadata, &self->t, &p, 0);
+	p2p_check_remap(_metadata, &self->t, &p);
+	p2p_teardown(&p, &self->t);
+}
+
+TEST_F(vfio_dmabuf, iommufd_revoke_close)
+{
+	struct p2p_ctx p;
+
+	if (p2p_revoke_setup(_metadata, &self->t, variant->cdev, &p)) {
+		p2p_close_ivshmem(_metadata, &self->t, &p);
+		p2p_check_closed(_metadata, &self->t, &p);
+	}
+	p2p_teardown(&p, &self->t);
+}
+
+/*
+ * Closed while revoked (memory decode off, never restored): the close
+ * revokes again without waiting for importers a second time, and the
+ * buffer is gone for good.
+ */
+TEST_F(vfio_dmabuf, iommufd_revoke_close_while_disabled)
+{
+	struct p2p_ctx p;
+
+	if (p2p_revoke_setup(_metadata, &self->t, variant->cdev, &p)) {
+		ASSERT_EQ(0, vd_cmd_update(&p.ivs, 0, PCI_COMMAND_MEMORY));
+		p2p_close_ivshmem(_metadata, &self->t, &p);
+		p2p_check_closed(_metadata, &self->t, &p);
+	}
+	p2p_teardown(&p, &self->t);
 }
 
 /* The importer itself, against udmabuf, an exporter of pages. */
@@ -2639,9 +2991,199 @@ static int bench(int argc, char **argv)
 	return 0;
 }
 
+#define BENCH_IOAS_MAPS		20
+#define BENCH_REVOKES		20
+
+/*
+ * Mean usec of IOMMU_IOAS_MAP_FILE and of IOMMU_IOAS_UNMAP of @length
+ * bytes of @fd at @iova, or a negative errno.
+ */
+static int bench_map_file(struct vd_vfio *vfio, int fd, uint64_t length,
+			  double *map_us, double *unmap_us)
+{
+	const uint64_t iova = 1ULL << 32;
+	double t0;
+	int i, ret;
+
+	*map_us = *unmap_us = 0;
+	for (i = 0; i < BENCH_IOAS_MAPS; i++) {
+		t0 = now_us();
+		ret = ioas_map_dmabuf(vfio, fd, length, iova);
+		*map_us += now_us() - t0;
+		if (ret)
+			return ret;
+		t0 = now_us();
+		ret = ioas_unmap(vfio, iova, length);
+		*unmap_us += now_us() - t0;
+		if (ret)
+			return ret;
+	}
+	*map_us /= BENCH_IOAS_MAPS;
+	*unmap_us /= BENCH_IOAS_MAPS;
+	return 0;
+}
+
+static void bench_print_map(int ret, double map_us, double unmap_us)
+{
+	if (ret)
+		printf(" %10s %10s", strerror(-ret), "-");
+	else
+		printf(" %10.1f %10.1f", map_us, unmap_us);
+}
+
+/* Allocate a paging HWPT on the IOAS for @dev: one more domain to fill. */
+static int hwpt_alloc(struct vd_vfio *vfio, struct vd_dev *dev, __u32 *id)
+{
+	struct iommu_hwpt_alloc alloc = {
+		.size = sizeof(alloc),
+		.dev_id = dev->devid,
+		.pt_id = vfio->ioas_id,
+	};
+
+	if (ioctl(vfio->iommufd, IOMMU_HWPT_ALLOC, &alloc))
+		return -errno;
+	*id = alloc.out_hwpt_id;
+	return 0;
+}
+
+/*
+ * Mean usec of a revocation (a memory-disable config write on @dev) with
+ * @length bytes of the BAR's dma-buf @fd mapped in the IOAS.
+ */
+static int bench_revoke(struct vd_vfio *vfio, struct vd_dev *dev, int fd,
+			uint64_t length, double *us)
+{
+	const uint64_t iova = 1ULL << 32;
+	double t0;
+	int i, ret;
+
+	*us = 0;
+	for (i = 0; i < BENCH_REVOKES; i++) {
+		ret = ioas_map_dmabuf(vfio, fd, length, iova);
+		if (ret)
+			return ret;
+		t0 = now_us();
+		ret = vd_cmd_update(dev, 0, PCI_COMMAND_MEMORY);
+		*us += now_us() - t0;
+		if (!ret)
+			ret = vd_cmd_update(dev, PCI_COMMAND_MEMORY, 0);
+		if (!ret)
+			ret = ioas_unmap(vfio, iova, length);
+		if (ret)
+			return ret;
+	}
+	*us /= BENCH_REVOKES;
+	return 0;
+}
+
+/*
+ * IOMMU_IOAS_MAP_FILE + IOMMU_IOAS_UNMAP of the ivshmem BAR's dma-buf (one
+ * range, as iommufd takes it) against a memfd of the same size, into an
+ * IOAS with the ivshmem's domain; then the revocation latency with 1, 2 and
+ * 4 domains holding the dma-buf's area.
+ */
+static int bench_iommufd(int argc, char **argv)
+{
+	static const uint64_t sizes[] = {
+		4ULL << 10, 64ULL << 10, 1ULL << 20, 4ULL << 20, 16ULL << 20,
+		64ULL << 20, 256ULL << 20, 1ULL << 30,
+	};
+	struct vfio_region_dma_range r = { 0 };
+	double map_us, unmap_us, rev_us;
+	unsigned int i, domains;
+	struct vd_vfio vfio;
+	struct vd_dev dev;
+	struct vd_env env;
+	uint64_t bar_size;
+	__u32 hwpts[3];
+	int fd, memfd, ret;
+
+	if (geteuid())
+		ksft_exit_skip("must be run as root\n");
+	vd_find_devices(&env);
+	if (!env.ivshmem.present)
+		ksft_exit_skip("%s\n", vd_missing("ivshmem-plain (1af4:1110)"));
+	if (access("/dev/iommu", F_OK))
+		ksft_exit_skip("no /dev/iommu (CONFIG_IOMMUFD)\n");
+	ret = vd_vfio_init(&vfio, true);
+	if (!ret)
+		ret = vd_dev_open(&vfio, &env.ivshmem, &dev);
+	if (ret)
+		ksft_exit_fail_msg("%s\n", vd_errmsg);
+	bar_size = dev.regions[IVSHMEM_RAM_BAR].size;
+
+	printf("# command:");
+	for (i = 0; i < (unsigned int)argc; i++)
+		printf(" %s", argv[i]);
+	printf("\n# IOMMU_IOAS_MAP_FILE + IOMMU_IOAS_UNMAP, usec, mean of %d, into an IOAS\n",
+	       BENCH_IOAS_MAPS);
+	printf("# with the domain of %s; dma-buf: one range of its BAR%d (%llu KiB)\n",
+	       env.ivshmem.name, IVSHMEM_RAM_BAR,
+	       (unsigned long long)bar_size >> 10);
+	printf("%10s | %10s %10s | %10s %10s\n", "size", "dmabuf map",
+	       "unmap", "memfd map", "unmap");
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+		printf("%9lluK |", (unsigned long long)sizes[i] >> 10);
+		if (sizes[i] <= bar_size) {
+			r.length = sizes[i];
+			fd = vd_export(dev.fd, IVSHMEM_RAM_BAR, &r, 1,
+				       O_RDWR | O_CLOEXEC);
+			if (fd < 0)
+				ksft_exit_fail_msg("export: %s\n", strerror(-fd));
+			ret = bench_map_file(&vfio, fd, sizes[i], &map_us,
+					     &unmap_us);
+			bench_print_map(ret, map_us, unmap_us);
+			close(fd);
+		} else {
+			printf(" %10s %10s", "-", "-");
+		}
+		printf(" |");
+		memfd = memfd_create("bench", MFD_CLOEXEC);
+		if (memfd < 0 || ftruncate(memfd, sizes[i]))
+			ksft_exit_fail_msg("memfd: %s\n", strerror(errno));
+		ret = bench_map_file(&vfio, memfd, sizes[i], &map_us, &unmap_us);
+		bench_print_map(ret, map_us, unmap_us);
+		close(memfd);
+		printf("\n");
+	}
+
+	printf("# revocation (memory-disable config write), usec, mean of %d,\n",
+	       BENCH_REVOKES);
+	printf("# of the whole BAR mapped in the IOAS, held by N domains\n");
+	printf("%8s | %10s\n", "domains", "revoke");
+	r.length = bar_size;
+	fd = vd_export(dev.fd, IVSHMEM_RAM_BAR, &r, 1, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		ksft_exit_fail_msg("export: %s\n", strerror(-fd));
+	for (domains = 1; domains <= 4; domains *= 2) {
+		/* The device's own domain, then one and two more HWPTs */
+		if (domains == 2)
+			ret = hwpt_alloc(&vfio, &dev, &hwpts[0]);
+		else if (domains == 4)
+			ret = hwpt_alloc(&vfio, &dev, &hwpts[1]) ?:
+			      hwpt_alloc(&vfio, &dev, &hwpts[2]);
+		else
+			ret = 0;
+		if (ret)
+			ksft_exit_fail_msg("IOMMU_HWPT_ALLOC: %s\n",
+					   strerror(-ret));
+		ret = bench_revoke(&vfio, &dev, fd, bar_size, &rev_us);
+		if (ret)
+			printf("%8u | %10s\n", domains, strerror(-ret));
+		else
+			printf("%8u | %10.1f\n", domains, rev_us);
+	}
+	close(fd);
+	vd_dev_close(&dev);
+	vd_vfio_fini(&vfio);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--bench"))
 		return bench(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "--bench-iommufd"))
+		return bench_iommufd(argc, argv);
 	return test_harness_run(argc, argv);
 }
