@@ -23,6 +23,10 @@ Subcommands:
                                    summary line to the kmemleak check)
   kmemleak KTAP [--allow FILE]     leaks in guest-init's kmemleak report
                                    that FILE does not accept
+  ivshmem LOG --ram FILE           the bytes vfio_dmabuf_test (LOG: its
+                                   log) had a device write into the
+                                   ivshmem's RAM are in FILE, the copy of
+                                   its backing file the host kept
 Each prints TSV records (name, passed, failed, skipped, note) on stdout,
 or with --tsv FILE appends them there prefixed with the topic from --topic.
 """
@@ -331,10 +335,44 @@ def check_kmemleak(text: str, allow: List[Tuple[List[str], str]]) -> Result:
 	return Result('kmemleak', 1, 0, 0, note)
 
 
+# vfio_dmabuf's dma_writes_the_bar: the edu writes DEVICE_MAGIC and then
+# byte i = (i * 13 + 5) & 0xff (EDU_DMA_LEN bytes in all) at 8192 in the
+# ivshmem's RAM, through the iommufd IOAS; the host reads them from the copy
+# of the backing file that scripts/vm keeps.
+IVSHMEM_TEST = 'vfio_dmabuf.iommufd.dma_writes_the_bar'
+IVSHMEM_NAME = "vfio_dmabuf:vfio_dmabuf_test (the host reads the edu's write)"
+DEVICE_MAGIC = b'vfio_dmabuf edu\n'
+DEVICE_OFFSET = 8192
+DEVICE_LEN = 2048
+
+
+def device_bytes() -> bytes:
+	"""What dma_writes_the_bar has the edu write."""
+	return DEVICE_MAGIC + bytes((i * 13 + 5) & 0xff
+				    for i in range(len(DEVICE_MAGIC), DEVICE_LEN))
+
+
+def check_ivshmem(test_log: str, ram: Optional[bytes]) -> Result:
+	"""The edu's write is in the ivshmem's RAM if the guest's test passed."""
+	ran = re.search(rf'^ok \d+ {re.escape(IVSHMEM_TEST)}\s*$', test_log, re.MULTILINE)
+	if not ran:
+		return Result(IVSHMEM_NAME, 0, 0, 1, f'{IVSHMEM_TEST} did not pass in the guest: nothing to read')
+	if ram is None:
+		return Result(IVSHMEM_NAME, 0, 1, 0, 'no copy of the ivshmem\'s RAM')
+	got, want = ram[DEVICE_OFFSET:DEVICE_OFFSET + DEVICE_LEN], device_bytes()
+	if got == want:
+		return Result(IVSHMEM_NAME, 1, 0, 0)
+	if len(got) < len(want):
+		return Result(IVSHMEM_NAME, 0, 1, 0, f'the copy ends at {DEVICE_OFFSET + len(got)}')
+	i = next(i for i in range(len(want)) if got[i] != want[i])
+	return Result(IVSHMEM_NAME, 0, 1, 0,
+		      f'byte {DEVICE_OFFSET + i} is 0x{got[i]:02x}, the edu wrote 0x{want[i]:02x}')
+
+
 def main(argv: List[str]) -> int:
 	"""Command line entry point."""
 	ap = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
-	ap.add_argument('what', choices=['ktap', 'kselftest', 'kunit', 'splats', 'kmemleak'])
+	ap.add_argument('what', choices=['ktap', 'kselftest', 'kunit', 'splats', 'kmemleak', 'ivshmem'])
 	ap.add_argument('file')
 	ap.add_argument('--name', default=None, help='name of a KTAP document')
 	ap.add_argument('--logs', default=None, help='directory for per-test logs')
@@ -343,6 +381,8 @@ def main(argv: List[str]) -> int:
 	ap.add_argument('--allow', default=None, help='kmemleak reports accepted')
 	ap.add_argument('--no-kmemleak', action='store_true',
 			help="splats: not kmemleak's summary line")
+	ap.add_argument('--ram', default=None,
+			help="ivshmem: the copy of the ivshmem's RAM (FILE: vfio_dmabuf_test's log)")
 	args = ap.parse_args(argv[1:])
 	with open(args.file, encoding='utf-8', errors='replace') as f:
 		text = f.read()
@@ -353,6 +393,14 @@ def main(argv: List[str]) -> int:
 		for n, line in splats:
 			print(f'{args.file}:{n}: {line}')
 		return 1 if splats else 0
+	if args.what == 'ivshmem':
+		ram = None
+		if args.ram and os.path.exists(args.ram):
+			with open(args.ram, 'rb') as rf:
+				ram = rf.read()
+		r = check_ivshmem(text, ram)
+		print(r.tsv())
+		return 1 if r.failed else 0
 	if args.what == 'kmemleak':
 		r = check_kmemleak(text, read_allow(args.allow) if args.allow else [])
 		print(r.tsv())

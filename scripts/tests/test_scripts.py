@@ -305,6 +305,43 @@ prerequisite-patch-id: 0123456789abcdef0123456789abcdef01234567
 '''
 
 
+class IvshmemTest(unittest.TestCase):
+	"""The host's read of what the guest's device wrote into the ivshmem."""
+	PASSED = 'ok 57 vfio_dmabuf.iommufd.dma_writes_the_bar\n'
+
+	def ram(self) -> bytearray:
+		ram = bytearray(12288)
+		ram[8192:8192 + 2048] = results.device_bytes()
+		return ram
+
+	def test_the_bytes_are_there(self) -> None:
+		r = results.check_ivshmem(self.PASSED, bytes(self.ram()))
+		self.assertEqual((1, 0, 0), (r.passed, r.failed, r.skipped))
+		self.assertEqual(b'vfio_dmabuf edu\n' + bytes([(16 * 13 + 5) & 0xff]),
+				 results.device_bytes()[:17])
+
+	def test_a_wrong_byte_is_named(self) -> None:
+		ram = self.ram()
+		ram[8192 + 100] ^= 1
+		r = results.check_ivshmem(self.PASSED, bytes(ram))
+		self.assertEqual((0, 1, 0), (r.passed, r.failed, r.skipped))
+		self.assertIn('byte 8292', r.note)
+
+	def test_nothing_written_fails(self) -> None:
+		r = results.check_ivshmem(self.PASSED, bytes(12288))
+		self.assertEqual((0, 1, 0), (r.passed, r.failed, r.skipped))
+		r = results.check_ivshmem(self.PASSED, None)
+		self.assertEqual((0, 1, 0), (r.passed, r.failed, r.skipped))
+		r = results.check_ivshmem(self.PASSED, bytes(9000))
+		self.assertEqual((0, 1, 0), (r.passed, r.failed, r.skipped))
+
+	def test_a_test_that_did_not_pass_is_not_read(self) -> None:
+		for log in ('', 'not ok 57 vfio_dmabuf.iommufd.dma_writes_the_bar\n',
+			    'ok 57 vfio_dmabuf.iommufd.dma_writes_the_bar # SKIP no edu\n'):
+			r = results.check_ivshmem(log, bytes(self.ram()))
+			self.assertEqual((0, 0, 1), (r.passed, r.failed, r.skipped), log)
+
+
 class CoverTest(unittest.TestCase):
 	"""Cover letter text carried across exports."""
 
