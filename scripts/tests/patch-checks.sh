@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=25
+PLAN=26
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -196,6 +196,24 @@ GET_MAINTAINER=$T/silent.pl "$TOP/scripts/mail" --check good >"$T/mail3.log" 2>&
 result "mail: no recipient fails" \
 	grep -qP '^good\tmail\tgood\t0\t1\t0\tget_maintainer.pl named no recipient' \
 	"$BUILD_DIR/results/mail.tsv"
+
+# A prerequisite's own prerequisites come first: dup requires bad, which
+# requires good, so dup's mails apply to the base plus good and bad.
+cp "$QUILT_DIR/series" "$T/series.keep"
+cp "$QUILT_DIR/patches/dup/0000-cover-letter.patch" "$T/dup-cover.keep"
+sed -i -e 's/^# bad: .*/# bad: a function (requires: good)/' \
+	-e 's/^# dup: .*/# dup: a declaration (requires: bad)/' "$QUILT_DIR/series"
+sed -i -e 's/\*\*\* SUBJECT HERE \*\*\*/lib\/cmdline: a declaration/' \
+	-e 's/\*\*\* BLURB HERE \*\*\*/One declaration./' \
+	"$QUILT_DIR/patches/dup/0000-cover-letter.patch"
+"$TOP/scripts/mail" --check dup >"$T/mail4.log" 2>&1
+result "mail: a topic's mails apply onto its prerequisites' prerequisites too" \
+	bash -c "grep -qP '^dup\tmail\tdup\t1\t0' '$BUILD_DIR/results/mail.tsv' &&
+		grep -qF 'apply to refs/tags/v6.18.5 + good bad as' '$T/mail4.log' &&
+		git -C '$WT' log --format=%s b4/dup |
+			grep -qxF 'lib/cmdline: say that get_option() parses one integer'"
+cp "$T/series.keep" "$QUILT_DIR/series"
+cp "$T/dup-cover.keep" "$QUILT_DIR/patches/dup/0000-cover-letter.patch"
 
 # The build check: a scratch quilt of a patch to kernel/dma/direct.c (in
 # tinyconfig) and one to block/blk-mq-dma.c (CONFIG_BLOCK is off there), on
