@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=26
+PLAN=27
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -350,6 +350,40 @@ result "variant: with a stub it passes; a file only the option compiles is left 
 	bash -c "grep -q 'variant wboff: ok' '$T/variant2.log' &&
 		grep -qx 'compiled: kernel/dma/direct.o' '$T/build6/logs/variant-wboff.log.objects' &&
 		grep -qx 'not in this configuration: kernel/dma/wb_test.o' '$T/build6/logs/variant-wboff.log.objects'"
+
+# An option a later patch removes: the per-patch builds start from the
+# tip's configuration, which no longer has it, so the patch before the
+# removal does not build; PER_PATCH_CONFIG gives that patch the option back.
+k checkout -q -B wb-test v6.18.5
+printf '\nconfig WB_TEST_OPTION\n\tbool "wb test"\n' >>"$WT/kernel/dma/Kconfig"
+# shellcheck disable=SC2016 # a Makefile line
+printf 'obj-$(CONFIG_WB_TEST_OPTION) += wb_test.o\n' >>"$WT/kernel/dma/Makefile"
+printf '// SPDX-License-Identifier: GPL-2.0\n#ifndef CONFIG_WB_TEST_OPTION\n#error only with its option\n#endif\nint wb_test_option;\n' \
+	>"$WT/kernel/dma/wb_test.c"
+k add kernel/dma/wb_test.c
+k commit -q -a -s -m "dma: a file under an option" -m "For the test."
+k notes --ref=refs/notes/wb-topic add -m removed HEAD
+k checkout -q v6.18.5 -- kernel/dma/Kconfig
+# shellcheck disable=SC2016 # a Makefile line
+sed -i 's/^obj-$(CONFIG_WB_TEST_OPTION) += wb_test.o$/obj-y += wb_test.o/' "$WT/kernel/dma/Makefile"
+printf '// SPDX-License-Identifier: GPL-2.0\nint wb_test_option;\n' >"$WT/kernel/dma/wb_test.c"
+k commit -q -a -s -m "dma: the file without its option" -m "For the test."
+rm -rf "$QUILT_DIR"
+mkdir -p "$QUILT_DIR"
+"$TOP/scripts/export" >"$T/export7.log" 2>&1
+tinybuild
+rec7() { # dir: the build records' "passed failed" fields, in patch order
+	awk -F'\t' '$2 == "build" { printf "%s %s;", $4, $5 }' "$1/results/patches.tsv"
+}
+PER_PATCH_CONFIG=/dev/null BUILD_DIR=$T/build7 KOUT=$KOUT_T "$TOP/scripts/check-patches" \
+	>"$T/check10.log" 2>&1
+printf 'CONFIG_WB_TEST_OPTION=y\n' >"$T/per-patch.config"
+PER_PATCH_CONFIG=$T/per-patch.config BUILD_DIR=$T/build8 KOUT=$KOUT_T \
+	"$TOP/scripts/check-patches" >"$T/check11.log" 2>&1
+result "build: an option a later patch removes comes back from PER_PATCH_CONFIG" \
+	bash -c "[ '$(rec7 "$T/build7")' = '0 1;1 0;' ] &&
+		grep -q 'only with its option' '$T/build7/logs/patches/0001-dma-a-file-under-an-option.patch.build' &&
+		[ '$(rec7 "$T/build8")' = '1 0;1 0;' ]"
 
 if [ "$failed" != 0 ]; then
 	for f in "$T"/*.log "$BUILD_DIR"/results/*.tsv \
