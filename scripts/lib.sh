@@ -145,6 +145,43 @@ kbuild() {
 		HOSTCC="ccache gcc" -j"${JOBS:-$(nproc)}")
 }
 
+# kbuild_lists OUT DIR: what kbuild compiles in DIR (relative to the tree)
+# under OUT's configuration, one per line: its objects (composite objects'
+# parts included, modules' too) and its subdirectories, as its Makefile.build
+# computes them (real-obj-y, real-obj-m, subdir-ym).
+kbuild_lists() {
+	# shellcheck disable=SC2016 # make expands them
+	make -s -C "$1" -f "$KERNEL_DIR/scripts/Makefile.build" obj="$2" \
+		srctree="$KERNEL_DIR" srcroot="$KERNEL_DIR" objtree=. ARCH=x86_64 SRCARCH=x86 need-modorder=1 \
+		--eval 'wb-lists: ; @printf "%s\n" $(real-obj-y) $(real-obj-m) $(subdir-ym)' wb-lists
+}
+
+# kbuild_compiles OUT OBJ: kbuild compiles OBJ under OUT's configuration:
+# its directory lists it, and every directory above lists the one below,
+# up to a top-level directory (mm/, arch/x86/), which the tree's Kbuild
+# adds unless a symbol OUT turns off guards it.  OUT needs its
+# include/config/auto.conf (a build or 'make syncconfig' made it); the
+# Makefiles are read in KERNEL_DIR.  (A single-object make target compiles any .c,
+# whatever the configuration: it cannot tell.)
+declare -A KBUILD_LISTS=()
+kbuild_compiles() {
+	local out=$1 item=${2%/} dir sym
+	while [[ "$item" == */* ]]; do
+		dir=${item%/*}
+		# arch/ is no kbuild directory: arch/x86/ is a top-level one.
+		[ -f "$KERNEL_DIR/$dir/Makefile" ] || [ -f "$KERNEL_DIR/$dir/Kbuild" ] || break
+		if [ -z "${KBUILD_LISTS[$out:$dir]+set}" ]; then
+			KBUILD_LISTS[$out:$dir]=$(kbuild_lists "$out" "$dir") ||
+				die "kbuild could not list the objects of $dir under $out"
+		fi
+		grep -qxF -- "$item" <<<"${KBUILD_LISTS[$out:$dir]}" || return 1
+		item=$dir
+	done
+	sym=$(sed -nE "s|^obj-\\\$\((CONFIG_[A-Z0-9_]+)\)[[:space:]]*\+=[[:space:]]*$item/[[:space:]]*\$|\1|p" \
+		"$KERNEL_DIR/Kbuild")
+	[ -z "$sym" ] || grep -qE "^$sym=[ym]\$" "$out/include/config/auto.conf"
+}
+
 # spawn VAR CMD...: run CMD in the background, in a process group of its
 # own, and put its pid in VAR.  Whatever the script spawned is killed, with
 # everything it started, when the script exits for any reason: Ctrl-C

@@ -23,6 +23,9 @@ Subcommands:
                                    summary line to the kmemleak check)
   kmemleak KTAP [--allow FILE]     leaks in guest-init's kmemleak report
                                    that FILE does not accept
+  builtin NAME CONSOLE             results of a test built into the kernel
+                                   (configs/tests.list kind "builtin"):
+                                   dmabuf_selftests, CONFIG_DMABUF_SELFTESTS
   ivshmem LOG --ram FILE           the bytes vfio_dmabuf_test (LOG: its
                                    log) had a device write into the
                                    ivshmem's RAM are in FILE, the copy of
@@ -36,7 +39,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional, Set, Tuple
 
 WB_TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL_DIR = os.environ.get('KERNEL_DIR', os.path.join(WB_TOP, 'kernel'))
@@ -346,6 +349,53 @@ DEVICE_OFFSET = 8192
 DEVICE_LEN = 2048
 
 
+DMABUF_GROUP = re.compile(r'^dma-buf: Running (\w+)$')
+DMABUF_SUBTEST = re.compile(r'^dma-buf: Running (\w+)/(\w+)$')
+DMABUF_FAILED = re.compile(r'^dma-buf/(\w+): (\w+) failed with error (-?\d+)$')
+DMABUF_FILTER = re.compile(r'Kernel command line:.*\bdmabuf_selftests\.st_filter=(\S+)')
+DMABUF_MAGIC = re.compile(r'(\w+) returned (-?\d+), conflicting with selftest')
+
+
+def parse_dmabuf_selftests(console: str) -> Result:
+	"""drivers/dma-buf/selftest.c built in: "dma-buf: Running GROUP" and
+	"dma-buf: Running GROUP/TEST" for each test it starts, "dma-buf/GROUP:
+	TEST failed with error E" for the one that stops it.  A group without
+	subtests (sanitycheck) counts as one test."""
+	r = Result('builtin:dmabuf_selftests')
+	groups: List[str] = []
+	with_subtests: Set[str] = set()
+	subtests = 0
+	failures = []
+	for line in console.splitlines():
+		line = TIMESTAMP.sub('', line).rstrip()
+		if m := DMABUF_GROUP.match(line):
+			groups.append(m.group(1))
+		elif m := DMABUF_SUBTEST.match(line):
+			with_subtests.add(m.group(1))
+			subtests += 1
+		elif m := DMABUF_FAILED.match(line):
+			failures.append(f'{m.group(1)}/{m.group(2)}: error {m.group(3)}')
+		elif m := DMABUF_MAGIC.search(line):
+			failures.append(f'{m.group(1)} returned {m.group(2)}')
+	if not groups:
+		r.failed = 1
+		r.note = 'did not run: no "dma-buf: Running" line (CONFIG_DMABUF_SELFTESTS=y?)'
+		return r
+	r.failed = len(failures)
+	r.passed = subtests + len([g for g in groups if g not in with_subtests]) - r.failed
+	# Tests the command line's st_filter leaves out ("!GROUP/TEST")
+	left_out = [t for m in DMABUF_FILTER.finditer(console)
+		    for t in m.group(1).split(',') if t.startswith('!')]
+	r.skipped = len(left_out)
+	r.note = '; '.join(x for x in (names_note(failures),
+				       ', '.join(t[1:] for t in left_out) +
+				       ' left out (st_filter)' if left_out else '') if x)
+	return r
+
+
+BUILTIN_READERS = {'dmabuf_selftests': parse_dmabuf_selftests}
+
+
 def device_bytes() -> bytes:
 	"""What dma_writes_the_bar has the edu write."""
 	return DEVICE_MAGIC + bytes((i * 13 + 5) & 0xff
@@ -372,8 +422,10 @@ def check_ivshmem(test_log: str, ram: Optional[bytes]) -> Result:
 def main(argv: List[str]) -> int:
 	"""Command line entry point."""
 	ap = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
-	ap.add_argument('what', choices=['ktap', 'kselftest', 'kunit', 'splats', 'kmemleak', 'ivshmem'])
-	ap.add_argument('file')
+	ap.add_argument('what', choices=['ktap', 'kselftest', 'kunit', 'splats', 'kmemleak',
+					 'ivshmem', 'builtin'])
+	ap.add_argument('file', help='the input; for builtin: the test\'s name, then the console')
+	ap.add_argument('console', nargs='?', default=None, help='builtin: the console log')
 	ap.add_argument('--name', default=None, help='name of a KTAP document')
 	ap.add_argument('--logs', default=None, help='directory for per-test logs')
 	ap.add_argument('--suffix', default='',
@@ -384,6 +436,13 @@ def main(argv: List[str]) -> int:
 	ap.add_argument('--ram', default=None,
 			help="ivshmem: the copy of the ivshmem's RAM (FILE: vfio_dmabuf_test's log)")
 	args = ap.parse_args(argv[1:])
+	if args.what == 'builtin':
+		if args.file not in BUILTIN_READERS or not args.console:
+			ap.error(f'builtin NAME CONSOLE: NAME is one of {", ".join(BUILTIN_READERS)}')
+		with open(args.console, encoding='utf-8', errors='replace') as f:
+			r = BUILTIN_READERS[args.file](f.read())
+		print(r.tsv())
+		return 1 if r.failed else 0
 	with open(args.file, encoding='utf-8', errors='replace') as f:
 		text = f.read()
 	if args.what == 'splats':

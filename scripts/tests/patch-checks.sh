@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=27
+PLAN=28
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -40,8 +40,9 @@ git -C "$WT" checkout -q -f --detach v6.18.5 || exit 1
 # of its sources.  One test gives them another worktree to show that
 # KERNEL_DIR is never checked out.
 export KERNEL_DIR=$WT PATCH_TREE=$WT QUILT_DIR=$T/quilt BUILD_DIR=$T/build SERIES_BRANCH=wb-test
-# Not the user's result cache.
-export WB_CACHE=$T/cache
+# Not the user's result cache, nor the repository's per-patch options (the
+# tests that need some give their own).
+export WB_CACHE=$T/cache PER_PATCH_CONFIG=/dev/null
 export GIT_AUTHOR_NAME="Ada Tester" GIT_AUTHOR_EMAIL=ada@example.org
 export GIT_COMMITTER_NAME="Ada Tester" GIT_COMMITTER_EMAIL=ada@example.org
 mkdir -p "$QUILT_DIR"
@@ -384,6 +385,44 @@ result "build: an option a later patch removes comes back from PER_PATCH_CONFIG"
 	bash -c "[ '$(rec7 "$T/build7")' = '0 1;1 0;' ] &&
 		grep -q 'only with its option' '$T/build7/logs/patches/0001-dma-a-file-under-an-option.patch.build' &&
 		[ '$(rec7 "$T/build8")' = '1 0;1 0;' ]"
+
+# A driver the test kernel leaves out: block/ (CONFIG_BLOCK is off in the
+# tinyconfig build), which PER_PATCH_CONFIG turns on for the per-patch
+# builds; and a file kbuild never compiles alone: kernel/sched/idle.c, which
+# kernel/sched/build_policy.c #includes (its object is the includer's).
+# The per-patch builds get a directory of their own (DEPS_KOUT stays the
+# tinyconfig build), so the option does not leak into it.
+k checkout -q -B wb-test v6.18.5
+sed -i '0,/^#include/s//\/* wb-test *\/\n&/' "$WT/block/blk-mq-dma.c"
+k commit -q -a -s -m "block: a comment" -m "For the test."
+k notes --ref=refs/notes/wb-topic add -f -m leftout HEAD >/dev/null 2>&1
+sed -i '0,/^#include/s//\/* wb-test *\/\n&/' "$WT/kernel/sched/idle.c"
+k commit -q -a -s -m "sched/idle: a comment" -m "For the test."
+rm -rf "$QUILT_DIR"
+mkdir -p "$QUILT_DIR"
+"$TOP/scripts/export" >"$T/export9.log" 2>&1
+make -C "$WT" O="$KOUT_T" ARCH=x86_64 CC="ccache gcc" HOSTCC="ccache gcc" \
+	-j"$(nproc)" W=1 kernel/dma/ block/ kernel/sched/ >"$T/tinybuild9.log" 2>&1
+rec9() { # dir: the build records' "passed failed note" fields, in patch order
+	awk -F'\t' '$2 == "build" { printf "%s %s %s;", $4, $5, $7 }' "$1/results/patches.tsv"
+}
+for v in 9 10; do
+	rm -rf "$T/kout$v"
+	mkdir -p "$T/kout$v"
+	cp "$KOUT_T/.config" "$T/kout$v/.config"
+done
+PER_PATCH_CONFIG=/dev/null BUILD_DIR=$T/build9 KOUT=$T/kout9 DEPS_KOUT=$KOUT_T \
+	"$TOP/scripts/check-patches" >"$T/check12.log" 2>&1
+printf 'CONFIG_BLOCK=y\n' >"$T/per-patch-block.config"
+PER_PATCH_CONFIG=$T/per-patch-block.config BUILD_DIR=$T/build10 KOUT=$T/kout10 \
+	DEPS_KOUT=$KOUT_T "$TOP/scripts/check-patches" >"$T/check13.log" 2>&1
+check28() {
+	[[ "$(rec9 "$T/build9")" == '0 1 not compiled by'*'block/blk-mq-dma.c'*';1 0 1 object(s);' ]] &&
+		[ "$(rec9 "$T/build10")" = '1 0 1 object(s);1 0 1 object(s);' ] &&
+		[ -f "$T/kout10/block/blk-mq-dma.o" ] && [ -f "$T/kout10/kernel/sched/build_policy.o" ]
+}
+result "build: a driver the test kernel leaves out is compiled with PER_PATCH_CONFIG; an included .c file through its includer" \
+	check28
 
 if [ "$failed" != 0 ]; then
 	for f in "$T"/*.log "$BUILD_DIR"/results/*.tsv \

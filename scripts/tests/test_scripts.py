@@ -165,6 +165,47 @@ class KunitTest(unittest.TestCase):
 		self.assertEqual(r.failed, 1)
 
 
+DMABUF_CONSOLE = """[    1.10] dma-buf: Running sanitycheck
+[    1.11] dma-buf: Running dma_fence
+[    1.11] dma-buf: Running dma_fence/sanitycheck
+[    1.12] dma-buf: Running dma_fence/test_signaling
+[    1.20] dma-buf: Running dma_resv
+[    1.21] dma-buf: Running dma_resv/sanitycheck
+[    1.30] Run /init as init process
+"""
+
+
+class BuiltinTest(unittest.TestCase):
+	"""Tests built into the kernel, read from the console."""
+
+	def test_dmabuf_selftests_pass(self) -> None:
+		r = results.parse_dmabuf_selftests(DMABUF_CONSOLE)
+		self.assertEqual((r.name, r.passed, r.failed, r.skipped),
+				 ('builtin:dmabuf_selftests', 4, 0, 0))
+
+	def test_dmabuf_selftests_failure(self) -> None:
+		# The failure stops the run: dma_resv never starts.
+		console = DMABUF_CONSOLE.split('[    1.20]')[0] + \
+			'[    1.13] dma-buf/dma_fence: test_signaling failed with error -22\n'
+		r = results.parse_dmabuf_selftests(console)
+		self.assertEqual((r.passed, r.failed), (2, 1))
+		self.assertIn('dma_fence/test_signaling: error -22', r.note)
+
+	def test_dmabuf_selftests_left_out(self) -> None:
+		console = ('[    0.3] Kernel command line: console=ttyS0 '
+			   'dmabuf_selftests.st_filter=!dma_fence/race_signal_callback,'
+			   '!dma_fence_chain/wait_backward --\n' + DMABUF_CONSOLE)
+		r = results.parse_dmabuf_selftests(console)
+		self.assertEqual((r.passed, r.failed, r.skipped), (4, 0, 2))
+		self.assertEqual(r.note, 'dma_fence/race_signal_callback, '
+				 'dma_fence_chain/wait_backward left out (st_filter)')
+
+	def test_dmabuf_selftests_absent(self) -> None:
+		r = results.parse_dmabuf_selftests('[ 0.1] Run /init as init process\n')
+		self.assertEqual((r.passed, r.failed), (0, 1))
+		self.assertIn('did not run', r.note)
+
+
 class SplatTest(unittest.TestCase):
 	"""Kernel splats in a console log."""
 
@@ -217,6 +258,13 @@ class TestlistTest(unittest.TestCase):
 		self.assertEqual(testlist.topic_of(e, 'mine:prog'), 'topic-a')
 		self.assertEqual(testlist.topic_of(e, 'kunit:suite_a'), 'base')
 		self.assertEqual(testlist.topic_of(e, 'other:prog'), 'unlisted')
+
+	def test_builtin(self) -> None:
+		e = self.read('topic-a builtin dmabuf_selftests\n')
+		self.assertEqual(testlist.topic_of(e, 'builtin:dmabuf_selftests'), 'topic-a')
+		with self.assertRaises(testlist.ListError) as ctx:
+			self.read('topic-a builtin nothing_such\n')
+		self.assertIn("tests.list:1: no builtin test 'nothing_such'", str(ctx.exception))
 
 	def test_every_typo_is_named(self) -> None:
 		with self.assertRaises(testlist.ListError) as ctx:

@@ -1223,6 +1223,28 @@ TEST_F(vfio_dmabuf, importer_without_p2p_refused)
 	ASSERT_EQ(0, close(fd));
 }
 
+/* An importer that pins and cannot be told to let go is refused. */
+TEST_F(vfio_dmabuf, importer_not_revocable_refused)
+{
+	struct vd_dev dev;
+	__u32 id;
+	int fd;
+
+	if (!open_ivshmem(_metadata, &self->t, &dev) ||
+	    !open_importer(_metadata, &self->t))
+		return;
+	fd = export1(&dev, IVSHMEM_RAM_BAR, 0, self->t.page, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(-EOPNOTSUPP, imp_attach(self->t.importer, fd, &dev.pci,
+					  TEST_DMABUF_IMPORTER_ATTACH_NO_NOTIFY,
+					  &id));
+	ASSERT_EQ(0, close(fd));
+}
+
+/*
+ * A revocable importer that pins for its own use (scanout...) could not be
+ * revoked while pinned: its pin is refused, and the attachment stays good.
+ */
 TEST_F(vfio_dmabuf, importer_pin_refused)
 {
 	struct vfio_region_dma_range r = { .offset = 0, .length = self->t.page };
@@ -1238,9 +1260,37 @@ TEST_F(vfio_dmabuf, importer_pin_refused)
 	fd = export_checked(_metadata, &dev, IVSHMEM_RAM_BAR, &r, 1);
 	ASSERT_EQ(0, imp_attach(self->t.importer, fd, &dev.pci, 0, &id));
 	ASSERT_EQ(-EOPNOTSUPP, imp_pin(self->t.importer, id));
-	/* The attachment is still good. */
 	check_bus_addr_map(_metadata, self->t.importer, id, bar, &r, 1);
-	ASSERT_EQ(-EOPNOTSUPP, imp_pin(self->t.importer, id));
+	ASSERT_EQ(0, close(fd));
+}
+
+/*
+ * An importer that lets go also while pinned may pin: MMIO never moves (the
+ * test importer unpins at once). The attachment is revoked as any other.
+ */
+TEST_F(vfio_dmabuf, importer_pin_revocable)
+{
+	struct vfio_region_dma_range r = { .offset = 0, .length = self->t.page };
+	struct test_dmabuf_importer_info info;
+	struct vd_dev dev;
+	uint64_t bar;
+	__u32 id;
+	int fd;
+
+	if (!open_ivshmem(_metadata, &self->t, &dev) ||
+	    !open_importer(_metadata, &self->t))
+		return;
+	bar = bar_start(_metadata, &dev.pci, IVSHMEM_RAM_BAR);
+	fd = export_checked(_metadata, &dev, IVSHMEM_RAM_BAR, &r, 1);
+	ASSERT_EQ(0, imp_attach(self->t.importer, fd, &dev.pci,
+				TEST_DMABUF_IMPORTER_ATTACH_PIN_REVOCABLE, &id));
+	ASSERT_EQ(0, imp_pin(self->t.importer, id));
+	check_bus_addr_map(_metadata, self->t.importer, id, bar, &r, 1);
+	ASSERT_EQ(0, vd_cmd_update(&dev, 0, PCI_COMMAND_MEMORY));
+	ASSERT_EQ(0, imp_info(self->t.importer, id, &info));
+	ASSERT_EQ(REVOKE_NOTIFIES, info.move_notifies);
+	ASSERT_EQ(0, info.mapped);
+	ASSERT_EQ(0, vd_cmd_update(&dev, PCI_COMMAND_MEMORY, 0));
 	ASSERT_EQ(0, close(fd));
 }
 
@@ -2950,7 +3000,16 @@ TEST(importer_errors)
 	ASSERT_EQ(-EBADF, imp_attach(imp, -1, pci, 0, &id));
 	ASSERT_EQ(-EINVAL, imp_attach(imp, devnull, pci, 0, &id));
 	ASSERT_EQ(-ENODEV, imp_attach(imp, fd, &nopci, 0, &id));
-	ASSERT_EQ(-EINVAL, imp_attach(imp, fd, pci, 0x10, &id));
+	ASSERT_EQ(-EINVAL, imp_attach(imp, fd, pci, 0x40, &id));
+	/* Without move_notify there is nothing to pin revocably or defer */
+	ASSERT_EQ(-EINVAL, imp_attach(imp, fd, pci,
+				      TEST_DMABUF_IMPORTER_ATTACH_NO_NOTIFY |
+				      TEST_DMABUF_IMPORTER_ATTACH_PIN_REVOCABLE,
+				      &id));
+	ASSERT_EQ(-EINVAL, imp_attach(imp, fd, pci,
+				      TEST_DMABUF_IMPORTER_ATTACH_NO_NOTIFY |
+				      TEST_DMABUF_IMPORTER_ATTACH_DEFER_UNMAP,
+				      &id));
 	/* A static importer has no move_notify to defer an unmap from. */
 	ASSERT_EQ(-EINVAL, imp_attach(imp, fd, pci,
 				      TEST_DMABUF_IMPORTER_ATTACH_STATIC |
