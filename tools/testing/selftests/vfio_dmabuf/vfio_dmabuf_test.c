@@ -1189,56 +1189,36 @@ TEST_F(vfio_dmabuf, importer_iova_route)
 	ASSERT_EQ(0, e[0].dma_addr % self->t.page);
 }
 
-TEST_F(vfio_dmabuf, importer_static_refused)
+/* vfio-pci refuses an importer attaching with @flags, with EOPNOTSUPP. */
+static void attach_refused(struct __test_metadata *_metadata,
+			   struct vd_test *t, __u32 flags)
 {
 	struct vd_dev dev;
 	__u32 id;
 	int fd;
 
-	if (!open_ivshmem(_metadata, &self->t, &dev) ||
-	    !open_importer(_metadata, &self->t))
+	if (!open_ivshmem(_metadata, t, &dev) || !open_importer(_metadata, t))
 		return;
-	fd = export1(&dev, IVSHMEM_RAM_BAR, 0, self->t.page, O_RDWR | O_CLOEXEC);
+	fd = export1(&dev, IVSHMEM_RAM_BAR, 0, t->page, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(-EOPNOTSUPP, imp_attach(self->t.importer, fd, &dev.pci,
-					  TEST_DMABUF_IMPORTER_ATTACH_STATIC,
-					  &id));
+	ASSERT_EQ(-EOPNOTSUPP, imp_attach(t->importer, fd, &dev.pci, flags, &id));
 	ASSERT_EQ(0, close(fd));
+}
+
+TEST_F(vfio_dmabuf, importer_static_refused)
+{
+	attach_refused(_metadata, &self->t, TEST_DMABUF_IMPORTER_ATTACH_STATIC);
 }
 
 TEST_F(vfio_dmabuf, importer_without_p2p_refused)
 {
-	struct vd_dev dev;
-	__u32 id;
-	int fd;
-
-	if (!open_ivshmem(_metadata, &self->t, &dev) ||
-	    !open_importer(_metadata, &self->t))
-		return;
-	fd = export1(&dev, IVSHMEM_RAM_BAR, 0, self->t.page, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(-EOPNOTSUPP, imp_attach(self->t.importer, fd, &dev.pci,
-					  TEST_DMABUF_IMPORTER_ATTACH_NO_P2P,
-					  &id));
-	ASSERT_EQ(0, close(fd));
+	attach_refused(_metadata, &self->t, TEST_DMABUF_IMPORTER_ATTACH_NO_P2P);
 }
 
 /* An importer that pins and cannot be told to let go is refused. */
 TEST_F(vfio_dmabuf, importer_not_revocable_refused)
 {
-	struct vd_dev dev;
-	__u32 id;
-	int fd;
-
-	if (!open_ivshmem(_metadata, &self->t, &dev) ||
-	    !open_importer(_metadata, &self->t))
-		return;
-	fd = export1(&dev, IVSHMEM_RAM_BAR, 0, self->t.page, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(-EOPNOTSUPP, imp_attach(self->t.importer, fd, &dev.pci,
-					  TEST_DMABUF_IMPORTER_ATTACH_NO_NOTIFY,
-					  &id));
-	ASSERT_EQ(0, close(fd));
+	attach_refused(_metadata, &self->t, TEST_DMABUF_IMPORTER_ATTACH_NO_NOTIFY);
 }
 
 /*
