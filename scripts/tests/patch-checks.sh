@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=28
+PLAN=29
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -40,9 +40,9 @@ git -C "$WT" checkout -q -f --detach v6.18.5 || exit 1
 # of its sources.  One test gives them another worktree to show that
 # KERNEL_DIR is never checked out.
 export KERNEL_DIR=$WT PATCH_TREE=$WT QUILT_DIR=$T/quilt BUILD_DIR=$T/build SERIES_BRANCH=wb-test
-# Not the user's result cache, nor the repository's per-patch options (the
-# tests that need some give their own).
-export WB_CACHE=$T/cache PER_PATCH_CONFIG=/dev/null
+# Not the user's result cache, nor the repository's per-patch options and
+# list of files not compiled here (the tests that need some give their own).
+export WB_CACHE=$T/cache PER_PATCH_CONFIG=/dev/null NOT_COMPILED=/dev/null
 export GIT_AUTHOR_NAME="Ada Tester" GIT_AUTHOR_EMAIL=ada@example.org
 export GIT_COMMITTER_NAME="Ada Tester" GIT_COMMITTER_EMAIL=ada@example.org
 mkdir -p "$QUILT_DIR"
@@ -261,6 +261,21 @@ result "build: a file the configuration does not compile fails, by name" \
 	bash -c "[[ \"$(rec2 unbuilt)\" == '0 1 not compiled by the test kernel'*'block/blk-mq-dma.c'* ]]"
 result "build: a file under an option the patch adds is compiled" \
 	bash -c "[[ \"$(rec2 newoption)\" == '1 0 '* ]]"
+
+# The same file named in a list of files not compiled here: skipped with the
+# list's reason, not passed; the patch's other files are still built.
+printf '# comment\nblock/blk-mq-dma.c another architecture'"'"'s file, for the test\n' \
+	>"$T/not-compiled.list"
+NOT_COMPILED=$T/not-compiled.list BUILD_DIR=$T/build2nc KOUT=$KOUT_T \
+	"$TOP/scripts/check-patches" >"$T/check6nc.log" 2>&1
+rec2nc() {
+	awk -F'\t' -v t="$1" '$1 == t && $2 == "build" { print $3 "|" $4, $5, $6, $7 }' \
+		"$T/build2nc/results/patches.tsv"
+}
+result "build: a file listed as not compiled here is skipped with the reason, never passed" \
+	bash -c "[[ \"$(rec2nc unbuilt | head -n 1)\" == *': block/blk-mq-dma.c|0 0 1 not compiled here: another architecture'*'s file, for the test' ]] &&
+		[ \"$(rec2nc unbuilt | grep -c '|1 0 0\|0 1 0')\" = 0 ] &&
+		grep -q 'not compiled here: block/blk-mq-dma.c' '$T/build2nc/logs/patches/'*block*.build"
 
 # Incremental: the same inputs again reuse a passed patch's results, and
 # check a failed one again; a changed check input checks everything again.
