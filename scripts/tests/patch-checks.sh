@@ -405,6 +405,10 @@ result "build: an option a later patch removes comes back from PER_PATCH_CONFIG"
 # tinyconfig build), which PER_PATCH_CONFIG turns on for the per-patch
 # builds; and a file kbuild never compiles alone: kernel/sched/idle.c, which
 # kernel/sched/build_policy.c #includes (its object is the includer's).
+# And a file a sibling directory's Makefile compiles through "..":
+# drivers/usb/misc/onboard_usb_dev_pdevs.c, part of usbcore as
+# drivers/usb/core/../misc/onboard_usb_dev_pdevs.o (as amdgpu compiles
+# amdkfd's files), with USB and its options in PER_PATCH_CONFIG.
 # The per-patch builds get a directory of their own (DEPS_KOUT stays the
 # tinyconfig build), so the option does not leak into it.
 k checkout -q -B wb-test v6.18.5
@@ -413,6 +417,8 @@ k commit -q -a -s -m "block: a comment" -m "For the test."
 k notes --ref=refs/notes/wb-topic add -f -m leftout HEAD >/dev/null 2>&1
 sed -i '0,/^#include/s//\/* wb-test *\/\n&/' "$WT/kernel/sched/idle.c"
 k commit -q -a -s -m "sched/idle: a comment" -m "For the test."
+sed -i '0,/^#include/s//\/* wb-test *\/\n&/' "$WT/drivers/usb/misc/onboard_usb_dev_pdevs.c"
+k commit -q -a -s -m "usb: misc: onboard_usb_dev: a comment" -m "For the test."
 rm -rf "$QUILT_DIR"
 mkdir -p "$QUILT_DIR"
 "$TOP/scripts/export" >"$T/export9.log" 2>&1
@@ -428,15 +434,18 @@ for v in 9 10; do
 done
 PER_PATCH_CONFIG=/dev/null BUILD_DIR=$T/build9 KOUT=$T/kout9 DEPS_KOUT=$KOUT_T \
 	"$TOP/scripts/check-patches" >"$T/check12.log" 2>&1
-printf 'CONFIG_BLOCK=y\n' >"$T/per-patch-block.config"
+printf 'CONFIG_BLOCK=y\nCONFIG_OF=y\nCONFIG_USB_SUPPORT=y\nCONFIG_USB=y\nCONFIG_USB_ONBOARD_DEV=y\n' \
+	>"$T/per-patch-block.config"
 PER_PATCH_CONFIG=$T/per-patch-block.config BUILD_DIR=$T/build10 KOUT=$T/kout10 \
 	DEPS_KOUT=$KOUT_T "$TOP/scripts/check-patches" >"$T/check13.log" 2>&1
 check28() {
-	[[ "$(rec9 "$T/build9")" == '0 1 not compiled by'*'block/blk-mq-dma.c'*';1 0 1 object(s);' ]] &&
-		[ "$(rec9 "$T/build10")" = '1 0 1 object(s);1 0 1 object(s);' ] &&
-		[ -f "$T/kout10/block/blk-mq-dma.o" ] && [ -f "$T/kout10/kernel/sched/build_policy.o" ]
+	[[ "$(rec9 "$T/build9")" == '0 1 not compiled by'*'block/blk-mq-dma.c'*';1 0 1 object(s);0 1 not compiled by'*'drivers/usb/misc/onboard_usb_dev_pdevs.c'*';' ]] &&
+		[ "$(rec9 "$T/build10")" = '1 0 1 object(s);1 0 1 object(s);1 0 1 object(s);' ] &&
+		[ -f "$T/kout10/block/blk-mq-dma.o" ] && [ -f "$T/kout10/kernel/sched/build_policy.o" ] &&
+		[ -f "$T/kout10/drivers/usb/misc/onboard_usb_dev_pdevs.o" ] &&
+		grep -q 'drivers/usb/core/../misc/onboard_usb_dev_pdevs.o' "$T/check13.log"
 }
-result "build: a driver the test kernel leaves out is compiled with PER_PATCH_CONFIG; an included .c file through its includer" \
+result "build: a driver the test kernel leaves out is compiled with PER_PATCH_CONFIG; an included .c file through its includer; a file of a sibling's Makefile under its name there" \
 	check28
 
 if [ "$failed" != 0 ]; then
