@@ -9,6 +9,11 @@ the run instead of quietly shrinking the test kernel's configuration:
   <topic> kselftest <target>   topic "base" or a topic of the series file;
                                the target exists in this repository's or the
                                kernel's tools/testing/selftests/
+  <topic> kselftest <target>:<program>
+                               only that program of the target (one its
+                               Makefile installs, listed or not in its
+                               kselftest-list.txt): the guest runs no other
+                               program of the target
   <topic> kunit <suite>        kunit/<suite>.kunitconfig exists
   <topic> builtin <name>       a test built into the kernel that reports on
                                the console at boot, one of BUILTINS: its
@@ -106,7 +111,8 @@ def read(path: str, top: str = WB_TOP, kernel_dir: Optional[str] = None,
 				if not os.path.isfile(cfg):
 					errors.append(f'{where}: KUnit suite {name!r} has no {cfg}')
 			else:
-				dirs = [os.path.join(d, 'tools', 'testing', 'selftests', name)
+				target = name.split(':', 1)[0]
+				dirs = [os.path.join(d, 'tools', 'testing', 'selftests', target)
 					for d in (top, kdir)]
 				if not any(os.path.isdir(d) for d in dirs):
 					errors.append(f'{where}: selftest target {name!r} not found in '
@@ -127,7 +133,11 @@ def topic_of(entries: List[Entry], result: str) -> str:
 	elif result.startswith('builtin:'):
 		kind, name = 'builtin', result[len('builtin:'):]
 	else:
+		# A "<target>:<program>" entry first, then its target's
 		kind, name = 'kselftest', result.split(':', 1)[0]
+		for e in entries:
+			if e.kind == kind and e.name == result:
+				return e.topic
 	for e in entries:
 		if e.kind == kind and e.name == name:
 			return e.topic

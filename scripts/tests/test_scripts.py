@@ -259,6 +259,14 @@ class TestlistTest(unittest.TestCase):
 		self.assertEqual(testlist.topic_of(e, 'kunit:suite_a'), 'base')
 		self.assertEqual(testlist.topic_of(e, 'other:prog'), 'unlisted')
 
+	def test_one_program_of_a_target(self) -> None:
+		e = self.read('topic-a kselftest mine:prog\nbase kselftest mine\n')
+		self.assertEqual(testlist.topic_of(e, 'mine:prog'), 'topic-a')
+		self.assertEqual(testlist.topic_of(e, 'mine:other'), 'base')
+		with self.assertRaises(testlist.ListError) as ctx:
+			self.read('topic-a kselftest nothere:prog\n')
+		self.assertIn("selftest target 'nothere:prog' not found", str(ctx.exception))
+
 	def test_builtin(self) -> None:
 		e = self.read('topic-a builtin dmabuf_selftests\n')
 		self.assertEqual(testlist.topic_of(e, 'builtin:dmabuf_selftests'), 'topic-a')
