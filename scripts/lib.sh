@@ -232,6 +232,20 @@ base_commit() {
 }
 
 # series_patches: the patch paths listed in $SERIES_FILE, in order.
+# variants_of TOPIC: the variants (configs/variants/NAME.config, or
+# $WB_VARIANTS) whose fragment has TOPIC on its "# per-patch: TOPIC..."
+# line: scripts/check-patches builds every patch of TOPIC again with each.
+variants_of() {
+	local f
+	for f in "${WB_VARIANTS:-$WB_TOP/configs/variants}"/*.config; do
+		[ -f "$f" ] || continue
+		if grep -qE "^# per-patch:(.*[[:space:]])?$1([[:space:]]|\$)" "$f"; then
+			basename "$f" .config
+		fi
+	done
+	return 0
+}
+
 series_patches() {
 	[ -f "$SERIES_FILE" ] || return 0
 	grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$SERIES_FILE" || true

@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=29
+PLAN=31
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -359,6 +359,25 @@ WB_VARIANTS=$T/vars BUILD_DIR=$T/build6 "$TOP/scripts/build" variant wboff >"$T/
 result "variant: code that does not build without the option fails the variant" \
 	bash -c "grep -q 'variant wboff failed' '$T/variant1.log' &&
 		grep -q 'implicit declaration of function .wb_test_fn' '$T/build6/logs/variant-wboff.log.build'"
+# The same per patch: a fragment naming the patch's topic on its
+# "# per-patch:" line builds the patch again with the variant.
+printf '# per-patch: other variant\n' >>"$T/vars/wboff.config"
+recv() { # dir: the variant build record's "passed failed skipped note"
+	awk -F'\t' '$2 == "build" && $3 ~ / \[wboff\]$/ { print $4, $5, $6, $7 }' \
+		"$1/results/patches.tsv"
+}
+# Their build directories of their own ($T/kout6-wboff for the variant):
+# the tinyconfig build stays the full build the next tests read.
+rm -rf "$T/kout6"
+mkdir -p "$T/kout6"
+cp "$KOUT_T/.config" "$T/kout6/.config"
+WB_VARIANTS=$T/vars BUILD_DIR=$T/build6p KOUT=$T/kout6 DEPS_KOUT=$KOUT_T \
+	"$TOP/scripts/check-patches" >"$T/check-variant1.log" 2>&1
+result "per-patch variant: a patch that does not build without the option fails" \
+	bash -c "[[ \"$(recv "$T/build6p")\" == '0 1 0 build failed: '* ]] &&
+		grep -q 'implicit declaration of function .wb_test_fn' \
+			'$T/build6p/logs/patches/0001-dma-code-that-needs-an-option.patch.build-wboff'"
+k checkout -q -f wb-test
 sed -i 's/^int wb_test_fn(void);$/&\n#else\nstatic inline int wb_test_fn(void) { return 0; }/' "$WT/kernel/dma/direct.c"
 k commit -q -a --amend --no-edit
 WB_VARIANTS=$T/vars BUILD_DIR=$T/build6 "$TOP/scripts/build" variant wboff >"$T/variant2.log" 2>&1
@@ -366,6 +385,16 @@ result "variant: with a stub it passes; a file only the option compiles is left 
 	bash -c "grep -q 'variant wboff: ok' '$T/variant2.log' &&
 		grep -qx 'compiled: kernel/dma/direct.o' '$T/build6/logs/variant-wboff.log.objects' &&
 		grep -qx 'not in this configuration: kernel/dma/wb_test.o' '$T/build6/logs/variant-wboff.log.objects'"
+rm -rf "$QUILT_DIR"
+mkdir -p "$QUILT_DIR"
+"$TOP/scripts/export" >"$T/export6b.log" 2>&1
+WB_VARIANTS=$T/vars BUILD_DIR=$T/build6q KOUT=$T/kout6 DEPS_KOUT=$KOUT_T \
+	"$TOP/scripts/check-patches" >"$T/check-variant2.log" 2>&1
+k checkout -q -f wb-test
+result "per-patch variant: with the stub it passes; the file only the option compiles is left out" \
+	bash -c "[ \"$(recv "$T/build6q")\" = '1 0 0 1 object(s) with wboff' ] &&
+		grep -qx 'variant wboff compiles 1 of the 2 object(s) of the build check: kernel/dma/direct.o' \
+			'$T/build6q/logs/patches/0001-dma-code-that-needs-an-option.patch.build-wboff'"
 
 # An option a later patch removes: the per-patch builds start from the
 # tip's configuration, which no longer has it, so the patch before the
