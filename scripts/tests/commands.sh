@@ -20,7 +20,7 @@ export KERNEL_DIR=${KERNEL_DIR:-$TOP/kernel}
 NAP=$((3000 + $$ % 5000))
 # shellcheck source=scripts/tests/ktap.sh
 . "$TOP/scripts/tests/ktap.sh"
-ktap_plan 17
+ktap_plan 18
 
 # A stand-in for a command, first on PATH: stub NAME SCRIPT.
 mkdir -p "$T/bin"
@@ -294,6 +294,9 @@ case " $* " in
 	printf "#!/bin/sh\n" >"$inst/run_kselftest.sh"
 	chmod +x "$inst/run_kselftest.sh"
 	echo built:prog >"$inst/kselftest-list.txt"
+	mkdir -p "$inst/built"
+	printf "#!/bin/sh\n" >"$inst/built/prog"
+	chmod +x "$inst/built/prog"
 	grep "^#define TEST_TIMEOUT_DEFAULT" "$2/kselftest_harness.h" >"'"$T"'/harness-timeout"
 	;;
 esac
@@ -311,6 +314,34 @@ t_selftest_target_not_built() {
 	rm -f "$T/bin/make"
 	echo "exit status $rc"
 	[ "$rc" != 0 ] && grep -q "not built: broken" "$T/out"
+}
+
+# One program of a target ("target:program" in tests.list) that the
+# target's build did not produce fails 'make build', named; so does a
+# target named both whole and by program; the program that was built is
+# the only one of its target in the guest's list.
+t_selftest_program_not_built() {
+	local rc=0
+	mkdir -p "$T/b13/kernel"
+	: >"$T/b13/kernel/.config"
+	selftest_make_stub
+	PATH=$T/bin:$PATH BUILD_DIR=$T/b13 SELFTESTS="built:prog" \
+		"$TOP/scripts/build" selftests || rc=$?
+	echo "one program built: exit status $rc"
+	[ "$rc" = 0 ] && [ "$(cat "$T/b13/kselftest/kselftest-list.txt")" = built:prog ] ||
+		return 1
+	rc=0
+	PATH=$T/bin:$PATH BUILD_DIR=$T/b13 SELFTESTS="built:prog built:nosuch" \
+		"$TOP/scripts/build" selftests >"$T/out13" 2>&1 || rc=$?
+	cat "$T/out13"
+	[ "$rc" != 0 ] && grep -q "selftest built:nosuch: .*/built/nosuch was not built" "$T/out13" ||
+		return 1
+	rc=0
+	PATH=$T/bin:$PATH BUILD_DIR=$T/b13 SELFTESTS="built built:prog" \
+		"$TOP/scripts/build" selftests >"$T/out13" 2>&1 || rc=$?
+	rm -f "$T/bin/make"
+	cat "$T/out13"
+	[ "$rc" != 0 ] && grep -q "names the selftest target built both whole and by program" "$T/out13"
 }
 
 # make check-debug's selftests time each harness test out after
@@ -351,4 +382,5 @@ check "Ctrl-C during the kernel build leaves nothing running" t_interrupt_build
 check "the kernel gitlink records the base commit" t_gitlink_is_the_base
 check "a selftest target that does not build fails the build" t_selftest_target_not_built
 check "check-debug's harness timeout, kernel/ untouched" t_debug_harness_timeout
+check "a program of a target that was not built, or a target named whole and by program, fails the build" t_selftest_program_not_built
 ktap_end commands
