@@ -157,9 +157,12 @@ kbuild_lists() {
 }
 
 # kbuild_compiles OUT OBJ: kbuild compiles OBJ under OUT's configuration:
-# its directory lists it, and every directory above lists the one below,
-# up to a top-level directory (mm/, arch/x86/), which the tree's Kbuild
-# adds unless a symbol OUT turns off guards it.  OUT needs its
+# the nearest directory above it with a Makefile (or Kbuild) lists it, and
+# so on up to a top-level directory (mm/, arch/x86/), which the tree's
+# Kbuild adds unless a symbol OUT turns off guards it.  A directory without
+# a Makefile is its parent's (lib/zstd/'s Makefile compiles
+# decompress/huf_decompress.o; xe's compiles display/*.o); arch/, the one
+# directory without a Makefile above a top-level one, ends the walk.  OUT needs its
 # include/config/auto.conf (a build or 'make syncconfig' made it); the
 # Makefiles are read in KERNEL_DIR.  (A single-object make target compiles any .c,
 # whatever the configuration: it cannot tell.)
@@ -168,6 +171,10 @@ kbuild_compiles() {
 	local out=$1 item=${2%/} dir sym
 	while [[ "$item" == */* ]]; do
 		dir=${item%/*}
+		while [ ! -f "$KERNEL_DIR/$dir/Makefile" ] && [ ! -f "$KERNEL_DIR/$dir/Kbuild" ] &&
+			[[ "$dir" == */* ]]; do
+			dir=${dir%/*}
+		done
 		# arch/ is no kbuild directory: arch/x86/ is a top-level one.
 		[ -f "$KERNEL_DIR/$dir/Makefile" ] || [ -f "$KERNEL_DIR/$dir/Kbuild" ] || break
 		if [ -z "${KBUILD_LISTS[$out:$dir]+set}" ]; then

@@ -22,7 +22,7 @@ WT=$TOP/build/wb-test-tree
 export MAIL_TREE=$TOP/build/mail/.tree
 
 echo "KTAP version 1"
-PLAN=31
+PLAN=32
 echo "1..$PLAN"
 if ! git -C "$REAL_KERNEL" rev-parse -q --verify v6.18.5 >/dev/null; then
 	for i in $(seq "$PLAN"); do echo "not ok $i no base in $REAL_KERNEL: run make base"; done
@@ -448,6 +448,8 @@ sed -i '0,/^#include/s//\/* wb-test *\/\n&/' "$WT/kernel/sched/idle.c"
 k commit -q -a -s -m "sched/idle: a comment" -m "For the test."
 sed -i '0,/^#include/s//\/* wb-test *\/\n&/' "$WT/drivers/usb/misc/onboard_usb_dev_pdevs.c"
 k commit -q -a -s -m "usb: misc: onboard_usb_dev: a comment" -m "For the test."
+sed -i '0,/^#include/s//\/* wb-test *\/\n&/' "$WT/lib/zstd/decompress/huf_decompress.c"
+k commit -q -a -s -m "lib/zstd: a comment" -m "For the test."
 rm -rf "$QUILT_DIR"
 mkdir -p "$QUILT_DIR"
 "$TOP/scripts/export" >"$T/export9.log" 2>&1
@@ -461,21 +463,36 @@ for v in 9 10; do
 	mkdir -p "$T/kout$v"
 	cp "$KOUT_T/.config" "$T/kout$v/.config"
 done
-PER_PATCH_CONFIG=/dev/null BUILD_DIR=$T/build9 KOUT=$T/kout9 DEPS_KOUT=$KOUT_T \
+# An empty PER_PATCH_CONFIG (a file: /dev/null would skip the search for
+# what it compiles).
+: >"$T/per-patch-none.config"
+PER_PATCH_CONFIG=$T/per-patch-none.config BUILD_DIR=$T/build9 KOUT=$T/kout9 DEPS_KOUT=$KOUT_T \
 	"$TOP/scripts/check-patches" >"$T/check12.log" 2>&1
-printf 'CONFIG_BLOCK=y\nCONFIG_OF=y\nCONFIG_USB_SUPPORT=y\nCONFIG_USB=y\nCONFIG_USB_ONBOARD_DEV=y\n' \
+printf 'CONFIG_BLOCK=y\nCONFIG_OF=y\nCONFIG_USB_SUPPORT=y\nCONFIG_USB=y\nCONFIG_USB_ONBOARD_DEV=y\nCONFIG_BLK_DEV_INITRD=y\nCONFIG_RD_ZSTD=y\n' \
 	>"$T/per-patch-block.config"
 PER_PATCH_CONFIG=$T/per-patch-block.config BUILD_DIR=$T/build10 KOUT=$T/kout10 \
 	DEPS_KOUT=$KOUT_T "$TOP/scripts/check-patches" >"$T/check13.log" 2>&1
 check28() {
-	[[ "$(rec9 "$T/build9")" == '0 1 not compiled by'*'block/blk-mq-dma.c'*';1 0 1 object(s);0 1 not compiled by'*'drivers/usb/misc/onboard_usb_dev_pdevs.c'*';' ]] &&
-		[ "$(rec9 "$T/build10")" = '1 0 1 object(s);1 0 1 object(s);1 0 1 object(s);' ] &&
+	[[ "$(rec9 "$T/build9")" == '0 1 not compiled by'*'block/blk-mq-dma.c'*';1 0 1 object(s);0 1 not compiled by'*'drivers/usb/misc/onboard_usb_dev_pdevs.c'*';'* ]] &&
+		[[ "$(rec9 "$T/build10")" == '1 0 1 object(s);1 0 1 object(s);1 0 1 object(s);'* ]] &&
 		[ -f "$T/kout10/block/blk-mq-dma.o" ] && [ -f "$T/kout10/kernel/sched/build_policy.o" ] &&
 		[ -f "$T/kout10/drivers/usb/misc/onboard_usb_dev_pdevs.o" ] &&
 		grep -q 'drivers/usb/core/../misc/onboard_usb_dev_pdevs.o' "$T/check13.log"
 }
 result "build: a driver the test kernel leaves out is compiled with PER_PATCH_CONFIG; an included .c file through its includer; a file of a sibling's Makefile under its name there" \
 	check28
+# lib/zstd/decompress/ has no Makefile: lib/zstd/'s compiles its files, as
+# xe's compiles display/*.o.  Its objects are the parent's, compiled only
+# when the parent's configuration compiles them (ZSTD_DECOMPRESS: off in
+# tinyconfig, on through RD_ZSTD in PER_PATCH_CONFIG), and built by name
+# with the parent's flags.
+check32() {
+	[[ "$(rec9 "$T/build9" | cut -d';' -f4)" == '0 1 not compiled by'*'lib/zstd/decompress/huf_decompress.c'* ]] &&
+		[ "$(rec9 "$T/build10" | cut -d';' -f4)" = '1 0 1 object(s)' ] &&
+		[ -f "$T/kout10/lib/zstd/decompress/huf_decompress.o" ]
+}
+result "build: an object of a directory without a Makefile is its parent's: not compiled when the parent's configuration leaves it out, built by name when it compiles it" \
+	check32
 
 if [ "$failed" != 0 ]; then
 	for f in "$T"/*.log "$BUILD_DIR"/results/*.tsv \
